@@ -1,0 +1,134 @@
+"""Typed configs of the model's three parts and of how prompts are rendered."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from vlit.config.loader import ConfigError
+
+PartSource = Literal["packaged", "hub", "random"]
+"""Where a part's weights come from: a part that ships inside a pip package, a Hugging Face hub id or local
+folder, or a fresh random init from `random_config` (tests and the debug recipe)."""
+
+
+@dataclass
+class VisionConfig:
+    """The image encoder. Frozen unless a training stage says otherwise."""
+
+    source: PartSource = "packaged"
+    name: str = "efficientnet-lite0"
+    """packaged: `efficientnet-lite0`; hub: a hub id or local path (CLIP, SigLIP, ...); random: the
+    transformers `model_type` of the vision config (e.g. `clip_vision_model`)."""
+    random_config: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the transformers config when source is `random`."""
+    feature_layer: int = -2
+    """Hidden layer whose output becomes the visual tokens (LLaVA-1.5 uses the penultimate, -2). Ignored by
+    EfficientNet, whose tokens are its last feature map."""
+    drop_cls: bool = True
+    """Drop the leading CLS token of ViT-style encoders (LLaVA's `default` feature strategy)."""
+    image_size: int | None = None
+    """Side of the square input; None keeps the encoder's own size."""
+    resize: Literal["stretch", "pad", "crop"] = "stretch"
+    """How an image becomes square: stretch (MiniGPT-v2), pad with the mean colour (LLaVA-1.5), or resize the
+    short side and centre-crop (CLIP's own preprocessing)."""
+
+    def __post_init__(self) -> None:
+        if self.source == "packaged" and self.name != "efficientnet-lite0":
+            raise ConfigError(f"name: packaged vision encoder {self.name!r} unknown (have: efficientnet-lite0)")
+        if self.source == "random" and not self.random_config:
+            raise ConfigError("random_config: required when source is 'random'")
+        if self.image_size is not None and self.image_size < 16:
+            raise ConfigError(f"image_size: {self.image_size} is too small (>= 16)")
+
+
+@dataclass
+class MLPConnectorConfig:
+    """LLaVA-1.5's projector: Linear-GELU-Linear (`mlp`) or a single Linear (`linear`, LLaVA-1)."""
+
+    kind: Literal["mlp", "linear"] = "mlp"
+    bias: bool = True
+
+
+@dataclass
+class MergeConnectorConfig:
+    """MiniGPT-v2: concatenate `merge` adjacent visual tokens, then one Linear: `merge` times fewer tokens."""
+
+    kind: Literal["merge"] = "merge"
+    merge: int = 4
+
+    def __post_init__(self) -> None:
+        if self.merge < 1:
+            raise ConfigError(f"merge: must be >= 1, got {self.merge}")
+
+
+@dataclass
+class QFormerConnectorConfig:
+    """InstructBLIP's Q-Former: learned queries cross-attend to image features, and self-attend together with
+    the instruction's tokens (instruction-aware); the queries are then projected to the LLM width."""
+
+    kind: Literal["qformer"] = "qformer"
+    num_queries: int = 32
+    init: Literal["minilm", "random"] = "minilm"
+    """`minilm`: start from the packaged all-MiniLM-L6-v2 BERT weights (only cross-attention is fresh)."""
+    hidden_size: int = 384
+    num_layers: int = 6
+    num_heads: int = 12
+    intermediate_size: int = 1536
+    cross_attention_frequency: int = 1
+    """A cross-attention block every this many layers (BLIP-2 uses 2 with 12 layers)."""
+    instruction_aware: bool = True
+    """False is InstructBLIP's ablation: the queries never see the instruction."""
+    max_instruction_tokens: int = 128
+
+    def __post_init__(self) -> None:
+        if self.init == "minilm" and (self.hidden_size, self.num_layers, self.num_heads) != (384, 6, 12):
+            raise ConfigError("init: 'minilm' needs hidden_size 384, num_layers 6, num_heads 12")
+        if self.hidden_size % self.num_heads:
+            raise ConfigError(f"num_heads: {self.num_heads} does not divide hidden_size {self.hidden_size}")
+        if self.num_queries < 1:
+            raise ConfigError(f"num_queries: must be >= 1, got {self.num_queries}")
+
+
+ConnectorConfig = MLPConnectorConfig | MergeConnectorConfig | QFormerConnectorConfig
+
+
+@dataclass
+class LLMConfig:
+    """The language model: any AutoModelForCausalLM, used as is and fed `inputs_embeds`."""
+
+    source: PartSource = "packaged"
+    name: str = "smollm2-135m-instruct"
+    """packaged: `smollm2-135m-instruct`; hub: a hub id or local path; random: a transformers `model_type`."""
+    random_config: dict[str, Any] = field(default_factory=dict)
+    tokenizer: str | None = None
+    """Tokenizer source (hub id or path) when it differs from `name`; a random LLM defaults to the packaged
+    SmolLM2 tokenizer."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    attn_implementation: str | None = None
+    """e.g. `sdpa` or `flash_attention_2`; None lets transformers choose."""
+
+    def __post_init__(self) -> None:
+        if self.source == "packaged" and self.name != "smollm2-135m-instruct":
+            raise ConfigError(f"name: packaged LLM {self.name!r} unknown (have: smollm2-135m-instruct)")
+        if self.source == "random" and not self.random_config:
+            raise ConfigError("random_config: required when source is 'random'")
+
+
+ChatTemplateName = Literal["llm", "vicuna_v1", "llama2_inst", "chatml", "plain"]
+
+
+@dataclass
+class ModelConfig:
+    """A vision-language model: VisionEncoder -> Connector -> LLM, and how its prompts are rendered."""
+
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    connector: ConnectorConfig = field(default_factory=MLPConnectorConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    template: ChatTemplateName = "llm"
+    """`llm`: the LLM tokenizer's own chat template; or a named one (LLaVA's vicuna_v1, MiniGPT-v2's
+    llama2_inst, chatml, and LLaVA's stage-1 `plain`)."""
+    system_prompt: str | None = None
+    """Replaces the template's default system prompt; an empty string means none."""
+    seed: int = 0
+    """Seed of every freshly initialised weight (connector, random parts), so a rebuild is identical."""

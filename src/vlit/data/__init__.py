@@ -1,0 +1,1 @@
+"""Instruction data: conversations, formats, templates, sources, mixtures, and the model-side processor."""

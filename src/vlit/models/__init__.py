@@ -1,0 +1,1 @@
+"""The model: VisionEncoder -> Connector -> LLM, composed by VisionLanguageModel."""
