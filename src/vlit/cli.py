@@ -1,0 +1,52 @@
+"""`vlit <subcommand>`: one dict from subcommand to the function that runs it.
+
+Each subcommand is `main(argv) -> exit code` in its own module, imported only when called so that
+`vlit data stats` does not pay for importing the model stack. A `VlitError` anywhere becomes one line on
+stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+
+from vlit.errors import VlitError
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("vlit.data.cli", "validate, inspect and build instruction datasets"),
+}
+
+
+def _load(target: str) -> Callable[[list[str]], int]:
+    module = importlib.import_module(target)
+    return module.main
+
+
+def _usage() -> str:
+    lines = ["usage: vlit <command> [args]", "", "commands:"]
+    lines += [f"  {name:<12} {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"vlit: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    try:
+        return _load(COMMANDS[name][0])(rest)
+    except VlitError as e:
+        print(f"vlit {name}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"vlit {name}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
