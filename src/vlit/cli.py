@@ -14,13 +14,16 @@ from collections.abc import Callable
 from vlit.errors import VlitError
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("vlit.data.cli", "validate, inspect and build instruction datasets"),
+    "quickstart": ("vlit.quickstart:main", "build the default model and show what it does"),
+    "info": ("vlit.models.cli:info_main", "parameters per part, visual tokens and prompt of a config"),
+    "export": ("vlit.models.cli:export_main", "export a checkpoint to a Hugging Face LLaVA folder"),
+    "data": ("vlit.data.cli:main", "validate, inspect and build instruction datasets"),
 }
 
 
 def _load(target: str) -> Callable[[list[str]], int]:
-    module = importlib.import_module(target)
-    return module.main
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 def _usage() -> str:
@@ -43,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     except VlitError as e:
         print(f"vlit {name}: error: {e}", file=sys.stderr)
         return 2
+    except SystemExit as e:  # argparse's usage errors, so in-process callers get a code too
+        return e.code if isinstance(e.code, int) else 2
     except KeyboardInterrupt:
         print(f"vlit {name}: interrupted", file=sys.stderr)
         return 130

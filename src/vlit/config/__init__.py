@@ -1,6 +1,14 @@
 """Typed configs (dataclasses with docstrings and validation) and their YAML form."""
 
-from vlit.config.loader import ConfigError, apply_overrides, from_dict, load_yaml, save_yaml, to_dict
+from vlit.config.loader import (
+    ConfigError,
+    apply_overrides,
+    from_dict,
+    load_yaml,
+    recipe_path,
+    save_yaml,
+    to_dict,
+)
 from vlit.config.model import (
     ConnectorConfig,
     LLMConfig,
@@ -10,8 +18,10 @@ from vlit.config.model import (
     QFormerConnectorConfig,
     VisionConfig,
 )
+from vlit.config.recipe import Config
 
 __all__ = [
+    "Config",
     "ConfigError",
     "ConnectorConfig",
     "LLMConfig",
@@ -23,6 +33,7 @@ __all__ = [
     "apply_overrides",
     "from_dict",
     "load_yaml",
+    "recipe_path",
     "save_yaml",
     "to_dict",
 ]

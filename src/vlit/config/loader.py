@@ -159,9 +159,24 @@ def _index(part: str, key: str) -> int:
         raise ConfigError(f"override {key!r}: {part!r} must be a list index") from None
 
 
+BUNDLED = Path(__file__).resolve().parents[1] / "configs"
+
+
+def recipe_path(name: str | Path) -> Path:
+    """A config file path, or the name of a recipe bundled with vlit (`llava15`, `hub/llava15-7b`)."""
+    path = Path(name)
+    if path.exists() or path.suffix in (".yaml", ".yml"):
+        return path
+    bundled = BUNDLED / f"{name}.yaml"
+    if bundled.exists():
+        return bundled
+    known = sorted(str(p.relative_to(BUNDLED).with_suffix("")) for p in BUNDLED.rglob("*.yaml"))
+    raise ConfigError(f"{name}: no such config file or bundled recipe (bundled: {', '.join(known)})")
+
+
 def load_yaml(cls: type[T], path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> T:
-    """Read a YAML config file into `cls`; errors name the file and the field."""
-    path = Path(path)
+    """Read a YAML config file (or bundled recipe name) into `cls`; errors name the file and the field."""
+    path = recipe_path(path)
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:

@@ -88,6 +88,11 @@ class QFormerConnectorConfig:
             raise ConfigError(f"num_heads: {self.num_heads} does not divide hidden_size {self.hidden_size}")
         if self.num_queries < 1:
             raise ConfigError(f"num_queries: must be >= 1, got {self.num_queries}")
+        if self.cross_attention_frequency < 1:
+            raise ConfigError(f"cross_attention_frequency: must be >= 1, got {self.cross_attention_frequency}")
+        if not 1 <= self.max_instruction_tokens <= 512:
+            # The Q-Former (BERT) has 512 position embeddings.
+            raise ConfigError(f"max_instruction_tokens: must be in 1..512, got {self.max_instruction_tokens}")
 
 
 ConnectorConfig = MLPConnectorConfig | MergeConnectorConfig | QFormerConnectorConfig

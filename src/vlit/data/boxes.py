@@ -1,0 +1,165 @@
+"""Boxes as text and as geometry: MiniGPT-v2's 0..100 grid, LLaVA-1.5's unit floats, IoU, and the affine maps
+that every resize, crop or pad applies to an image (its boxes must follow, which MiniGPT-v2 forgot).
+
+Pixel boxes are `(x1, y1, x2, y2)` in continuous coordinates: pixel column `i` covers `[i, i + 1)`, so a shape
+whose leftmost drawn column is 10 and rightmost 19 has `x1 = 10, x2 = 20`.
+
+Grid boxes are four ints on 0..100: `int(coord / side * 100)` with x by width and y by height (MiniGPT-v2's
+formula). Grid -> pixel returns the *centre* of the grid cell, `(g + 0.5) * side / 100` clamped to the image,
+so a pixel -> grid -> pixel round trip is off by at most half a cell and grid -> pixel -> grid is exact.
+
+The parsers are lenient on purpose: inference reuses them on model output, which may be truncated or sloppy.
+They return whatever well-formed boxes the text holds and never raise.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+from vlit.data.transforms import Box, Geometry
+
+GRID = 100
+GridBox = tuple[int, int, int, int]
+DELIM = "<delim>"
+
+_NUM = r"\s*(-?\d+(?:\.\d+)?)\s*"
+_GRID_RE = re.compile("".join(rf"<{_NUM}>\s*" for _ in range(4)))
+_UNIT_RE = re.compile(r"\[" + ",".join([_NUM] * 4) + r"\]")
+_PHRASE_RE = re.compile(r"<p>(.*?)</p>")
+
+
+# ---- pixel <-> grid <-> unit ------------------------------------------------------------------------------
+
+def _to_cell(coord: float, side: float) -> int:
+    # coord * GRID first: exact for integer pixels, so a coordinate on a cell edge is not floored one cell low
+    return min(GRID, max(0, int(coord * GRID / side)))
+
+
+def _from_cell(cell: float, side: float) -> float:
+    return min(float(side), max(0.0, (cell + 0.5) * side / GRID))
+
+
+def to_grid(box: Sequence[float], width: float, height: float) -> GridBox:
+    """Pixel box -> MiniGPT-v2 grid box (ints on 0..100, clamped)."""
+    x1, y1, x2, y2 = box
+    return (_to_cell(x1, width), _to_cell(y1, height), _to_cell(x2, width), _to_cell(y2, height))
+
+
+def from_grid(box: Sequence[float], width: float, height: float) -> Box:
+    """Grid box -> pixel box, each coordinate at the centre of its grid cell (clamped to the image)."""
+    x1, y1, x2, y2 = box
+    return (_from_cell(x1, width), _from_cell(y1, height), _from_cell(x2, width), _from_cell(y2, height))
+
+
+def to_unit(box: Sequence[float], width: float, height: float) -> Box:
+    """Pixel box -> LLaVA-1.5's normalised box, coordinates in 0..1 rounded to two decimals."""
+    x1, y1, x2, y2 = box
+    return tuple(round(min(1.0, max(0.0, v)), 2) for v in (x1 / width, y1 / height, x2 / width, y2 / height))
+
+
+def from_unit(box: Sequence[float], width: float, height: float) -> Box:
+    x1, y1, x2, y2 = box
+    return (x1 * width, y1 * height, x2 * width, y2 * height)
+
+
+# ---- text -------------------------------------------------------------------------------------------------
+
+def format_grid_box(box: Sequence[int]) -> str:
+    """`{<x1><y1><x2><y2>}`."""
+    return "{" + "".join(f"<{int(v)}>" for v in box) + "}"
+
+
+def format_grid_boxes(boxes: Iterable[Sequence[int]]) -> str:
+    """Several grid boxes joined by `<delim>`."""
+    return DELIM.join(format_grid_box(b) for b in boxes)
+
+
+def format_grounded(phrase: str, boxes: Iterable[Sequence[int]]) -> str:
+    """`<p>phrase</p> {<..>}` (several boxes joined by `<delim>`)."""
+    return f"<p>{phrase}</p> {format_grid_boxes(boxes)}"
+
+
+def format_unit_box(box: Sequence[float]) -> str:
+    """LLaVA-1.5's `[0.12, 0.30, 0.55, 0.90]`."""
+    return "[" + ", ".join(f"{v:.2f}" for v in box) + "]"
+
+
+def _ordered(x1: float, y1: float, x2: float, y2: float) -> tuple[float, float, float, float]:
+    return (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
+
+
+def parse_grid_boxes(text: str) -> list[GridBox]:
+    """Every `<a><b><c><d>` group in `text`, in order. Braces, spaces and `<delim>` are optional; values are
+    clamped to 0..100 and corners put in order (x1 <= x2, y1 <= y2). Never raises."""
+    boxes = []
+    for m in _GRID_RE.finditer(text):
+        values = [min(GRID, max(0, int(float(v)))) for v in m.groups()]
+        boxes.append(tuple(int(v) for v in _ordered(*values)))
+    return boxes
+
+
+def parse_unit_boxes(text: str) -> list[Box]:
+    """Every `[a, b, c, d]` group of numbers in `text` (LLaVA-1.5 boxes), clamped to 0..1, corners ordered."""
+    boxes = []
+    for m in _UNIT_RE.finditer(text):
+        values = [min(1.0, max(0.0, float(v))) for v in m.groups()]
+        boxes.append(_ordered(*values))
+    return boxes
+
+
+def parse_grounded(text: str) -> list[tuple[str, list[GridBox]]]:
+    """`<p>phrase</p> {..}<delim>{..}` pieces -> (phrase, grid boxes) in order. A phrase owns the boxes up to
+    the next `<p>`; one without boxes gets an empty list; boxes before the first phrase or after an unclosed
+    `<p>` are ignored (use `parse_grid_boxes` for bare boxes)."""
+    pieces = []
+    for m in _PHRASE_RE.finditer(text):
+        end = text.find("<p>", m.end())  # a phrase's boxes stop at the next <p>, even an unclosed one
+        pieces.append((m.group(1).strip(), parse_grid_boxes(text[m.end():end if end >= 0 else len(text)])))
+    return pieces
+
+
+# ---- geometry ---------------------------------------------------------------------------------------------
+
+def iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two boxes in the same coordinates; 0.0 when both are empty."""
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(0.0, iw) * max(0.0, ih)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def clip_box(box: Sequence[float], width: float, height: float) -> Box:
+    x1, y1, x2, y2 = box
+    return (min(width, max(0.0, x1)), min(height, max(0.0, y1)),
+            min(width, max(0.0, x2)), min(height, max(0.0, y2)))
+
+
+def resize_geometry(width: float, height: float, new_width: float, new_height: float) -> Geometry:
+    """`image.resize((new_width, new_height))`."""
+    return Geometry(new_width / width, new_height / height, 0.0, 0.0, new_width, new_height)
+
+
+def crop_geometry(left: float, top: float, right: float, bottom: float) -> Geometry:
+    """`image.crop((left, top, right, bottom))`."""
+    return Geometry(1.0, 1.0, -left, -top, right - left, bottom - top)
+
+
+def pad_geometry(width: float, height: float, left: float, top: float, right: float, bottom: float) -> Geometry:
+    """Pasting a width x height image at (left, top) on a canvas grown by the four margins."""
+    return Geometry(1.0, 1.0, left, top, width + left + right, height + top + bottom)
+
+
+def compose(first: Geometry, then: Geometry) -> Geometry:
+    """The geometry of applying `first`, then `then`."""
+    return Geometry(first.scale_x * then.scale_x, first.scale_y * then.scale_y,
+                    first.offset_x * then.scale_x + then.offset_x, first.offset_y * then.scale_y + then.offset_y,
+                    then.out_w, then.out_h)
+
+
+def transform_boxes(boxes: Iterable[Sequence[float]], geometry: Geometry, clip: bool = True) -> list[Box]:
+    """Map pixel boxes of the original through `geometry`; `clip` keeps them inside the output image (a box
+    cropped away entirely becomes empty rather than vanishing, so indices stay aligned with labels)."""
+    out = [geometry.forward(tuple(b)) for b in boxes]
+    return [clip_box(b, geometry.out_w, geometry.out_h) for b in out] if clip else out

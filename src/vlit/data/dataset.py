@@ -1,0 +1,178 @@
+"""A DatasetConfig loaded into conversations: bad-row policy, row limit, LLaVA's QA merge, lazy restyling.
+
+Rows are kept as read. A dataset with a prompt style other than `as_is` re-renders each row on access from
+its structured task record, with a random generator seeded by (seed, dataset, row, epoch): every epoch may
+draw a different InstructBLIP template, and two runs with one seed see the same prompts.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from vlit.config.data import DatasetConfig, MixtureConfig
+from vlit.data.conversation import IMAGE_TOKEN, Conversation, ImageRef, Turn
+from vlit.data.formats.llava import RowError, iter_raw_rows, parse_row
+from vlit.data.images import load_image
+from vlit.errors import VlitError
+
+log = logging.getLogger(__name__)
+
+Restyle = Callable[[Conversation, str, random.Random], Conversation]
+
+
+def _restyler(style: str) -> Restyle | None:
+    if style == "as_is":
+        return None
+    try:
+        from vlit.data.styles import restyle
+    except ImportError as e:
+        raise VlitError(f"style: {style!r} needs vlit.data.styles, which cannot be imported ({e})") from None
+    return restyle
+
+
+@dataclass
+class LoadedDataset:
+    """Rows of one dataset file; `groups[i]` lists the rows that make item i (several after a QA merge)."""
+
+    name: str
+    rows: list[Conversation]
+    image_root: Path
+    style: str = "as_is"
+    seed: int = 0
+    groups: list[list[int]] = field(default_factory=list)
+    skipped: list[RowError] = field(default_factory=list)
+    restyle: Restyle | None = None
+
+    def __post_init__(self) -> None:
+        if not self.groups:
+            self.groups = [[i] for i in range(len(self.rows))]
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    @property
+    def conversations(self) -> list[Conversation]:
+        """Every item at epoch 0."""
+        return [self.get(i) for i in range(len(self))]
+
+    def _row(self, index: int, epoch: int) -> Conversation:
+        row = self.rows[index]
+        if self.restyle is None:
+            return row
+        # A string seed is hashed with SHA-512 by `random`, so it is stable across processes and platforms.
+        rng = random.Random(f"{self.seed}:{self.name}:{index}:{epoch}")
+        return self.restyle(row, self.style, rng)
+
+    def get(self, index: int, epoch: int = 0) -> Conversation:
+        """Item `index` as rendered in dataset epoch `epoch`."""
+        members = [self._row(i, epoch) for i in self.groups[index]]
+        return members[0] if len(members) == 1 else merge_conversations(members)
+
+    def image(self, ref: ImageRef) -> Image.Image:
+        """One of this dataset's image references, opened as RGB."""
+        return load_image(ref, self.image_root)
+
+    def skipped_report(self) -> str:
+        lines = [f"{self.name}: skipped {len(self.skipped)} bad row(s)"]
+        return "\n".join(lines + [f"  {e}" for e in self.skipped])
+
+
+def _resolve(path: str, root: Path | None) -> Path:
+    p = Path(path)
+    return p if root is None or p.is_absolute() else Path(root) / p
+
+
+def _read_rows(path: Path, max_rows: int | None,
+               on_bad_row: str) -> tuple[list[Conversation], list[RowError]]:
+    rows: list[Conversation] = []
+    skipped: list[RowError] = []
+    for raw in iter_raw_rows(path):
+        if max_rows is not None and len(rows) >= max_rows:
+            break
+        try:
+            if raw.error is not None:
+                raise raw.error
+            rows.append(parse_row(raw.value, raw.where))
+        except RowError as e:
+            if on_bad_row == "fail":
+                raise
+            skipped.append(e)
+    return rows, skipped
+
+
+def load_dataset(cfg: DatasetConfig, root: Path | None = None, on_bad_row: str = "fail", rng_seed: int = 0,
+                 merge_qa: bool = False) -> LoadedDataset:
+    """Read `cfg.path` (relative to `root`, the config's data root; so is a relative `image_root`).
+
+    `on_bad_row="fail"` raises on the first bad row; `"skip"` keeps every valid row and records the rest in
+    `skipped` (and logs them). `max_rows` counts valid rows, before any merge.
+    """
+    if on_bad_row not in ("fail", "skip"):
+        raise VlitError(f"on_bad_row: {on_bad_row!r} is not one of 'fail', 'skip'")
+    restyle = _restyler(cfg.style)
+    path = _resolve(cfg.path, root)
+    image_root = _resolve(cfg.image_root, root) if cfg.image_root is not None else path.parent
+    rows, skipped = _read_rows(path, cfg.max_rows, on_bad_row)
+    if skipped:
+        log.warning("%s: skipped %d bad row(s) of %s, first: %s", cfg.name, len(skipped), path, skipped[0])
+    if not rows:
+        raise VlitError(f"{path}: dataset {cfg.name!r} has no valid rows")
+    groups = qa_groups(rows) if merge_qa else []
+    return LoadedDataset(cfg.name, rows, image_root, cfg.style, rng_seed, groups, skipped, restyle)
+
+
+def load_mixture(cfg: MixtureConfig, root: Path | None = None) -> dict[str, LoadedDataset]:
+    """Every dataset of a mixture, in config order, with the mixture's bad-row policy, seed and merge."""
+    return {d.name: load_dataset(d, root, cfg.on_bad_row, cfg.seed, cfg.merge_qa) for d in cfg.datasets}
+
+
+def _merge_key(conversation: Conversation) -> tuple[str, str | None, object] | None:
+    """Rows that may merge share this key: one image file, the same system prompt and source dataset."""
+    roles = [t.role for t in conversation.messages]
+    if roles != ["user", "assistant"] or len(conversation.images) != 1:
+        return None
+    image = conversation.images[0]
+    if not isinstance(image, str | Path):
+        return None
+    return Path(image).as_posix(), conversation.system, repr(conversation.meta.get("dataset"))
+
+
+def qa_groups(rows: list[Conversation]) -> list[list[int]]:
+    """LLaVA's merge: single-QA rows with one shared image form one group, in order of first appearance, the
+    rows in file order; every other row is a group of its own."""
+    groups: list[list[int]] = []
+    by_key: dict[tuple, int] = {}
+    for i, row in enumerate(rows):
+        key = _merge_key(row)
+        if key is None:
+            groups.append([i])
+        elif key in by_key:
+            groups[by_key[key]].append(i)
+        else:
+            by_key[key] = len(groups)
+            groups.append([i])
+    return groups
+
+
+def _without_marker(text: str) -> str:
+    return text.replace(f"{IMAGE_TOKEN}\n", "").replace(IMAGE_TOKEN, "").strip()
+
+
+def merge_conversations(members: list[Conversation]) -> Conversation:
+    """Single-QA conversations about one image -> one multi-turn conversation; only the first question keeps
+    the `<image>` marker. Meta is the first member's, plus `merged_ids`."""
+    first = members[0]
+    turns = list(first.turns)
+    for member in members[1:]:
+        if [t.role for t in member.messages] != ["user", "assistant"]:
+            raise VlitError(f"merge_qa: row {member.id!r} is not one question and one answer after restyling")
+        question, answer = member.messages
+        turns += [Turn("user", _without_marker(question.content)), answer]
+    meta = {**first.meta, "merged_ids": [m.id for m in members]}
+    return Conversation(turns, list(first.images), first.id, meta)

@@ -1,0 +1,129 @@
+"""Open any image file a dataset may hold as an upright 8-bit RGB image, or fail with one line naming it.
+
+Real datasets hold rotated phone photos (EXIF orientation), transparent PNGs and palettes, CMYK JPEGs, 16-bit
+scans, truncated downloads and files that are not images at all. Everything is decoded here, so a bad file
+fails when it is opened (naming the file), never later inside a collate function or a worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from vlit.data.conversation import ImageRef
+from vlit.errors import VlitError
+
+log = logging.getLogger(__name__)
+
+PIL_MAX_PIXELS = 89_478_485
+"""Pillow's own decompression-bomb limit (about 0.25 GB of RGBA), our default."""
+ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+
+
+class ImageError(VlitError):
+    """An image file that is missing, empty, too large, truncated, corrupt or not an image."""
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise ImageError(f"{path}: no such file")
+    if not path.is_file():
+        raise ImageError(f"{path}: not a file")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: empty file")
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _upright(path: Path, image: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation; a malformed EXIF block must not lose a good image, so it is only logged."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except (OSError, SyntaxError, ValueError, KeyError, TypeError, struct.error) as e:
+        log.warning("%s: ignoring unreadable EXIF orientation (%s)", path, _first_line(e))
+        return image.copy()
+
+
+def open_image(path: str | Path, max_pixels: int = PIL_MAX_PIXELS) -> Image.Image:
+    """Decode a whole image file into an upright RGB image.
+
+    The pixel count from the header is checked against `max_pixels` before any pixel is decoded. Pillow's own
+    guard still refuses images above 2 * `PIL.Image.MAX_IMAGE_PIXELS`; raise that too for larger limits.
+    """
+    path = Path(path)
+    _check_file(path)
+    try:
+        with warnings.catch_warnings():
+            # Our limit replaces Pillow's warning; the warning would otherwise repeat for every large image.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                pixels = image.width * image.height
+                if pixels > max_pixels:
+                    raise ImageError(f"{path}: {image.width}x{image.height} = {pixels} pixels is over the "
+                                     f"limit of {max_pixels} (decompression bomb guard)")
+                image.load()
+                upright = _upright(path, image)
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"{path}: too many pixels ({_first_line(e)})") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image (format not recognised)") from None
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError) as e:
+        # Pillow's plugins signal broken data with any of these, depending on the format.
+        raise ImageError(f"{path}: corrupt or truncated image ({_first_line(e)})") from None
+    try:
+        return to_rgb(upright)
+    except ImageError as e:
+        raise ImageError(f"{path}: {e}") from None
+
+
+def _sixteen_bit_to_l(image: Image.Image) -> Image.Image:
+    """I;16* and I (how Pillow opens 16-bit grey files) -> L, scaling 0..65535 to 0..255.
+
+    Pillow's own `convert("L")` clips at 255 instead of scaling, which turns most 16-bit images white.
+    """
+    values = np.asarray(image).astype(np.float64)
+    return Image.fromarray(np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8))
+
+
+def _over_white(image: Image.Image) -> Image.Image:
+    rgba = image.convert("RGBA")
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(white, rgba).convert("RGB")
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode -> RGB: transparency over white, 16-bit scaled, CMYK, grey and 1-bit converted."""
+    mode = image.mode
+    if mode == "I" or mode.startswith("I;16"):
+        image = _sixteen_bit_to_l(image)
+    if image.mode in ALPHA_MODES or "transparency" in image.info:
+        return _over_white(image)
+    if image.mode == "RGB":
+        return image
+    try:
+        return image.convert("RGB")
+    except ValueError as e:
+        raise ImageError(f"mode {mode} cannot be converted to RGB ({_first_line(e)})") from None
+
+
+def resolve_image_path(ref: str | Path, root: Path | None) -> Path:
+    """A relative path is relative to `root` (the dataset's image folder); absolute paths stay as they are."""
+    path = Path(ref)
+    return path if root is None or path.is_absolute() else Path(root) / path
+
+
+def load_image(ref: ImageRef, root: Path | None = None, max_pixels: int = PIL_MAX_PIXELS) -> Image.Image:
+    """A conversation's image reference -> RGB image; images already in memory are only converted."""
+    if isinstance(ref, Image.Image):
+        return to_rgb(ref)
+    return open_image(resolve_image_path(ref, root), max_pixels=max_pixels)

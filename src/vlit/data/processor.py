@@ -1,0 +1,135 @@
+"""The processor: conversations -> model inputs.
+
+It renders a conversation with a chat template, tokenizes it once, labels only assistant tokens, expands every
+`<image>` into exactly `num_image_tokens` placeholder ids, prepares the Q-Former's instruction ids, and turns
+images into pixels. The model never parses text; a count mismatch is caught here, with the conversation named.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from vlit.data.chat_templates import ChatTemplate
+from vlit.data.conversation import Conversation, ImageRef
+from vlit.data.transforms import ImageSpec, pixel_values
+from vlit.errors import VlitError
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class Example:
+    """One encoded conversation: ids with placeholders expanded, labels (-100 where not learned)."""
+
+    input_ids: list[int]
+    labels: list[int]
+    images: list[ImageRef] = field(default_factory=list)
+    instruction_ids: list[int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+@dataclass
+class Processor:
+    tokenizer: PreTrainedTokenizerBase
+    template: ChatTemplate
+    image_spec: ImageSpec
+    num_image_tokens: int
+    image_token_id: int
+    qformer_tokenizer: PreTrainedTokenizerBase | None = None
+    max_instruction_tokens: int = 128
+    system_prompt: str | None = None
+    max_length: int | None = None
+    image_root: Path | None = None
+
+    def render(self, conversation: Conversation, add_generation_prompt: bool = False) -> str:
+        """The prompt text, `<image>` markers unexpanded (what `vlit info` shows)."""
+        segments = self.template.render(conversation, add_generation_prompt, self.system_prompt)
+        return "".join(s.text for s in segments)
+
+    def encode(self, conversation: Conversation, add_generation_prompt: bool = False) -> Example:
+        where = f"conversation {conversation.id}" if conversation.id is not None else "conversation"
+        try:
+            conversation.check()
+        except ValueError as e:
+            raise VlitError(f"{where}: {e}") from None
+        segments = self.template.render(conversation, add_generation_prompt, self.system_prompt)
+        text, spans, pos = "", [], 0
+        for s in segments:
+            if s.learned:
+                spans.append((pos, pos + len(s.text)))
+            text += s.text
+            pos += len(s.text)
+        enc = self.tokenizer(text, add_special_tokens=not self.template.renders_bos,
+                             return_offsets_mapping=True)
+        ids, labels = [], []
+        for token, (start, end) in zip(enc["input_ids"], enc["offset_mapping"], strict=True):
+            if token == self.image_token_id:
+                ids += [token] * self.num_image_tokens
+                labels += [IGNORE_INDEX] * self.num_image_tokens
+                continue
+            # A token is learned when it overlaps an assistant span (a BPE token may straddle the boundary).
+            learned = end > start and any(start < b and end > a for a, b in spans)
+            ids.append(token)
+            labels.append(token if learned else IGNORE_INDEX)
+        found = ids.count(self.image_token_id) // max(self.num_image_tokens, 1)
+        if found != len(conversation.images):
+            raise VlitError(f"{where}: {len(conversation.images)} image(s) but the tokenized prompt holds "
+                            f"{found} image marker(s)")
+        if self.max_length is not None and len(ids) > self.max_length:
+            if self.image_token_id in ids[self.max_length:]:
+                raise VlitError(f"{where}: {len(ids)} tokens; truncating to max_length {self.max_length} "
+                                "would cut an image")
+            ids, labels = ids[: self.max_length], labels[: self.max_length]
+        instruction = None
+        if self.qformer_tokenizer is not None and conversation.images:
+            instruction = self.qformer_tokenizer(conversation.instruction(), truncation=True,
+                                                 max_length=self.max_instruction_tokens)["input_ids"]
+        return Example(ids, labels, list(conversation.images), instruction)
+
+    def pixels(self, images: list[ImageRef]) -> torch.Tensor:
+        """float[I, 3, S, S] for image references (paths resolved against `image_root`)."""
+        from vlit.data.images import load_image
+
+        return torch.stack([pixel_values(load_image(ref, self.image_root), self.image_spec) for ref in images])
+
+    def collate(self, examples: list[Example], padding_side: str = "right", with_pixels: bool = True) -> dict:
+        """Pad a batch. Right padding for training; left padding for generation, so every prompt ends at the
+        last position. Returns `model(**batch)` keyword arguments (plus `images`, the references)."""
+        from vlit.models.connectors.base import Instruction
+
+        length = max(len(e) for e in examples)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(examples), length), pad, dtype=torch.long)
+        labels = torch.full((len(examples), length), IGNORE_INDEX, dtype=torch.long)
+        mask = torch.zeros((len(examples), length), dtype=torch.long)
+        for i, e in enumerate(examples):
+            sl = slice(length - len(e), length) if padding_side == "left" else slice(0, len(e))
+            ids[i, sl] = torch.tensor(e.input_ids)
+            labels[i, sl] = torch.tensor(e.labels)
+            mask[i, sl] = 1
+        images = [ref for e in examples for ref in e.images]
+        batch = {"input_ids": ids, "attention_mask": mask, "labels": labels, "images": images,
+                 "pixel_values": self.pixels(images) if with_pixels and images else None,
+                 "instruction": None}
+        per_image = [e.instruction_ids for e in examples for _ in e.images]
+        if per_image and per_image[0] is not None:
+            width = max(len(x) for x in per_image)
+            q_ids = torch.full((len(per_image), width), self.qformer_tokenizer.pad_token_id, dtype=torch.long)
+            q_mask = torch.zeros((len(per_image), width), dtype=torch.long)
+            for i, x in enumerate(per_image):
+                q_ids[i, : len(x)] = torch.tensor(x)
+                q_mask[i, : len(x)] = 1
+            batch["instruction"] = Instruction(q_ids, q_mask)
+        return batch
+
+    def __call__(self, conversations: list[Conversation], add_generation_prompt: bool = False,
+                 padding_side: str | None = None) -> dict:
+        examples = [self.encode(c, add_generation_prompt) for c in conversations]
+        side = padding_side or ("left" if add_generation_prompt else "right")
+        return self.collate(examples, side)

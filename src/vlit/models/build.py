@@ -1,0 +1,69 @@
+"""Assemble a VisionLanguageModel and its Processor from a ModelConfig."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from vlit.config import ModelConfig, QFormerConnectorConfig
+from vlit.data.chat_templates import chat_template
+from vlit.data.conversation import IMAGE_TOKEN
+from vlit.data.processor import Processor
+from vlit.models.connectors import build_connector
+from vlit.models.llm import add_image_token, load_llm, load_tokenizer
+from vlit.models.vision import load_vision
+from vlit.models.vlm import VisionLanguageModel
+
+log = logging.getLogger(__name__)
+
+PARTS = ("vision", "connector", "llm")
+
+
+def build_model(cfg: ModelConfig) -> tuple[VisionLanguageModel, Processor]:
+    """A model with pretrained parts loaded and fresh parts initialised from `cfg.seed`.
+
+    Vision encoder and LLM start frozen and the connector trainable (what inference and LLaVA's stage 1
+    need); training stages change that with `apply_stage`.
+    """
+    # A private RNG stream: building twice gives identical fresh weights, and the caller's RNG is untouched.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        vision = load_vision(cfg.vision)
+        llm = load_llm(cfg.llm)
+        tokenizer = load_tokenizer(cfg.llm)
+        image_token_id = add_image_token(llm, tokenizer, IMAGE_TOKEN)
+        llm_dim = llm.get_input_embeddings().embedding_dim
+        connector = build_connector(cfg.connector, vision.hidden_size, llm_dim).to(llm.dtype)
+    if llm.generation_config.pad_token_id is None:
+        llm.generation_config.pad_token_id = tokenizer.pad_token_id
+    model = VisionLanguageModel(cfg, vision, connector, llm, image_token_id)
+    for part in PARTS:
+        getattr(model, part).requires_grad_(part == "connector")
+    model.llm.eval()
+    qformer_tokenizer, max_instruction = None, 128
+    if isinstance(cfg.connector, QFormerConnectorConfig):
+        from vlit.models.minilm import qformer_tokenizer as load_qformer_tokenizer
+
+        qformer_tokenizer = load_qformer_tokenizer()
+        max_instruction = cfg.connector.max_instruction_tokens
+    processor = Processor(
+        tokenizer=tokenizer,
+        template=chat_template(cfg.template, tokenizer),
+        image_spec=vision.spec,
+        num_image_tokens=model.num_image_tokens,
+        image_token_id=image_token_id,
+        qformer_tokenizer=qformer_tokenizer,
+        max_instruction_tokens=max_instruction,
+        system_prompt=cfg.system_prompt,
+    )
+    return model, processor
+
+
+def count_parameters(model: VisionLanguageModel) -> dict[str, tuple[int, int]]:
+    """{part: (total, trainable)}; tied weights counted once (`parameters()` skips repeats)."""
+    counts = {}
+    for part in PARTS:
+        params = list(getattr(model, part).parameters())
+        counts[part] = (sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad))
+    return counts

@@ -1,0 +1,69 @@
+"""`vlit info CONFIG` and `vlit export`: look inside a model, and hand it to transformers."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from vlit.config import Config, load_yaml
+from vlit.data.conversation import Conversation, Turn
+
+SAMPLE = Conversation(
+    [Turn("user", "<image>\nWhat is the animal doing?"), Turn("assistant", "It is sleeping on a sofa."),
+     Turn("user", "What colour is it?"), Turn("assistant", "Grey with dark stripes.")],
+    images=["example.jpg"],
+)
+
+
+def info_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="vlit info", description="Parameters, visual tokens and prompt of a "
+                                     "model config or checkpoint.")
+    parser.add_argument("config", help="a recipe YAML (configs/*.yaml) or a checkpoint folder")
+    parser.add_argument("overrides", nargs="*", help="key=value config overrides (recipes only)")
+    args = parser.parse_args(argv)
+    from vlit.models.build import build_model, count_parameters
+
+    if Path(args.config).is_dir():
+        from vlit.models.saving import load_model
+
+        model, processor = load_model(args.config)
+    else:
+        model, processor = build_model(load_yaml(Config, args.config, args.overrides).model)
+    cfg = model.config
+    print(f"{'part':<10} {'total':>14} {'trainable':>14}  source")
+    sources = {"vision": f"{cfg.vision.source} {cfg.vision.name}", "llm": f"{cfg.llm.source} {cfg.llm.name}",
+               "connector": cfg.connector.kind}
+    counts = count_parameters(model)
+    for part, (total, trainable) in counts.items():
+        print(f"{part:<10} {total:>14,} {trainable:>14,}  {sources[part]}")
+    total = sum(t for t, _ in counts.values())
+    trainable = sum(t for _, t in counts.values())
+    print(f"{'all':<10} {total:>14,} {trainable:>14,}")
+    spec = processor.image_spec
+    print(f"\nimage input: {spec.size}x{spec.size} px ({spec.resize}); vision features: {model.vision.num_patches} x "
+          f"{model.vision.hidden_size}")
+    print(f"visual tokens per image (LLM input): {model.num_image_tokens} "
+          f"({cfg.connector.kind} connector)")
+    print(f"chat template: {cfg.template}\n\nsample conversation as the LLM sees it (each <image> becomes "
+          f"{model.num_image_tokens} placeholder tokens):\n")
+    print(processor.render(SAMPLE))
+    example = processor.encode(SAMPLE)
+    learned = sum(label != -100 for label in example.labels)
+    print(f"\n{len(example)} tokens, {learned} of them learned (assistant turns)")
+    return 0
+
+
+def export_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="vlit export", description="Export a checkpoint to a Hugging Face "
+                                     "LlavaForConditionalGeneration folder.")
+    parser.add_argument("--checkpoint", required=True, type=Path)
+    parser.add_argument("--out", required=True, type=Path)
+    args = parser.parse_args(argv)
+    from vlit.models.export import export_llava
+    from vlit.models.saving import load_model
+
+    model, processor = load_model(args.checkpoint)
+    folder = export_llava(model, processor, args.out)
+    print(f"exported LLaVA folder: {folder}\nload it with transformers: "
+          f"LlavaForConditionalGeneration.from_pretrained({str(folder)!r})")
+    return 0

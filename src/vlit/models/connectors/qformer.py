@@ -1,0 +1,88 @@
+"""InstructBLIP's instruction-aware Q-Former: learned queries cross-attend to the image features and share
+self-attention with the instruction's tokens; the queries' outputs are projected to the LLM width.
+
+Built on transformers' `InstructBlipQFormerModel` (used as is), with the parts LAVIS keeps around it:
+`ln_vision` (BLIP-2's LayerNorm over the vision features), `query_tokens` and `language_projection`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers.models.instructblip.configuration_instructblip import InstructBlipQFormerConfig
+from transformers.models.instructblip.modeling_instructblip import InstructBlipQFormerModel
+
+from vlit.config import QFormerConnectorConfig
+from vlit.errors import VlitError
+from vlit.models.connectors.base import Connector, Instruction
+
+# The vocabulary and positions of MiniLM's tokenizer, which tokenizes instructions whatever the init.
+VOCAB_SIZE = 30522
+MAX_POSITIONS = 512
+PAD_TOKEN_ID = 0
+
+
+def qformer_config(cfg: QFormerConnectorConfig, vision_dim: int) -> InstructBlipQFormerConfig:
+    """The transformers config of the Q-Former; layer sizes and norms as BERT/MiniLM, so MiniLM loads."""
+    return InstructBlipQFormerConfig(
+        vocab_size=VOCAB_SIZE,
+        hidden_size=cfg.hidden_size,
+        num_hidden_layers=cfg.num_layers,
+        num_attention_heads=cfg.num_heads,
+        intermediate_size=cfg.intermediate_size,
+        hidden_act="gelu",
+        max_position_embeddings=MAX_POSITIONS,
+        layer_norm_eps=1e-12,
+        pad_token_id=PAD_TOKEN_ID,
+        cross_attention_frequency=cfg.cross_attention_frequency,
+        encoder_hidden_size=vision_dim,
+    )
+
+
+class QFormerConnector(Connector):
+    """float[B, N, Dv] features (+ the instruction) -> float[B, Q, Dl]: always Q = `num_queries` tokens."""
+
+    def __init__(self, cfg: QFormerConnectorConfig, vision_dim: int, llm_dim: int):
+        super().__init__()
+        self.num_queries = cfg.num_queries
+        self.needs_instruction = cfg.instruction_aware
+        self.ln_vision = nn.LayerNorm(vision_dim)
+        config = qformer_config(cfg, vision_dim)
+        self.query_tokens = nn.Parameter(torch.empty(1, cfg.num_queries, cfg.hidden_size))
+        nn.init.normal_(self.query_tokens, std=config.initializer_range)
+        self.qformer = InstructBlipQFormerModel(config)
+        self.language_projection = nn.Linear(cfg.hidden_size, llm_dim)
+        if cfg.init == "minilm":
+            from vlit.models.minilm import load_minilm
+
+            load_minilm(self.qformer)
+
+    def forward(self, features: torch.Tensor, instruction: Instruction | None = None) -> torch.Tensor:
+        """float[B, N, Dv] features and long[B, T] instruction ids/mask -> float[B, Q, Dl].
+
+        The queries come first in the sequence; instruction tokens follow, masked where padded. Attention
+        among them is bidirectional, so every query sees the whole instruction.
+        """
+        batch = features.shape[0]
+        queries = self.query_tokens.expand(batch, -1, -1)
+        image = self.ln_vision(features)
+        input_ids = attention_mask = None
+        if self.needs_instruction:
+            if instruction is None:
+                raise VlitError("instruction: the instruction-aware Q-Former connector needs the instruction "
+                                "ids (Instruction(ids, mask) from the processor's Q-Former tokenizer)")
+            if instruction.ids.shape[0] != batch:
+                raise VlitError(f"instruction: {instruction.ids.shape[0]} instruction(s) for {batch} image(s)")
+            query_mask = torch.ones(batch, self.num_queries, dtype=instruction.mask.dtype, device=features.device)
+            input_ids = instruction.ids
+            attention_mask = torch.cat([query_mask, instruction.mask.to(features.device)], dim=1)
+        hidden = self.qformer(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            query_embeds=queries,
+            encoder_hidden_states=image,
+        ).last_hidden_state
+        return self.language_projection(hidden[:, : self.num_queries])
+
+    def num_tokens(self, num_patches: int) -> int:
+        return self.num_queries

@@ -1,0 +1,94 @@
+"""VisionLanguageModel: a vision encoder, a connector and an unmodified causal LM, composed.
+
+The processor has already expanded every `<image>` into exactly `num_image_tokens` placeholder ids; this
+module scatters the connector's tokens into those positions (`embed_multimodal`) and hands the LLM
+`inputs_embeds`. Training, generation and candidate scoring all go through that one function.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import CausalLMOutputWithPast
+
+from vlit.config import ModelConfig
+from vlit.errors import VlitError
+from vlit.models.connectors import Connector, Instruction
+from vlit.models.vision import VisionEncoder
+
+
+class VisionLanguageModel(nn.Module):
+    def __init__(self, config: ModelConfig, vision: VisionEncoder, connector: Connector, llm: PreTrainedModel,
+                 image_token_id: int):
+        super().__init__()
+        self.config = config
+        self.vision = vision
+        self.connector = connector
+        self.llm = llm
+        self.image_token_id = image_token_id
+
+    @property
+    def num_image_tokens(self) -> int:
+        """M: LLM tokens per image."""
+        return self.connector.num_tokens(self.vision.num_patches)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.llm.parameters()).device
+
+    def image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """float[I, 3, S, S] -> float[I, N, Dv]: what the vision encoder sees (and the feature cache stores)."""
+        trainable = any(p.requires_grad for p in self.vision.parameters())
+        with torch.set_grad_enabled(trainable and torch.is_grad_enabled()):
+            return self.vision(pixel_values)
+
+    def embed_multimodal(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None = None,
+                         image_features: torch.Tensor | None = None,
+                         instruction: Instruction | None = None) -> torch.Tensor:
+        """long[B, L] ids (+ I images) -> float[B, L, Dl] embeddings with image tokens in their placeholders.
+
+        Images come as pixels float[I, 3, S, S] or as precomputed features float[I, N, Dv], in the order
+        their placeholders appear in the batch (row by row).
+        """
+        embeds = self.llm.get_input_embeddings()(input_ids)
+        slots = input_ids == self.image_token_id
+        num_slots = int(slots.sum())
+        if image_features is None and pixel_values is not None:
+            image_features = self.image_features(pixel_values)
+        num_images = 0 if image_features is None else image_features.shape[0]
+        expected = num_images * self.num_image_tokens
+        if num_slots != expected:
+            raise VlitError(
+                f"image placeholders: the batch holds {num_slots} but {num_images} image(s) x "
+                f"{self.num_image_tokens} tokens = {expected} are needed; build inputs with the model's processor"
+            )
+        if num_images == 0:
+            return embeds
+        if self.connector.needs_instruction and instruction is None:
+            raise VlitError("instruction: the instruction-aware Q-Former needs the instruction ids")
+        # The connector may run in another dtype than a frozen encoder (e.g. bf16 connector, fp32 features).
+        dtype = next(self.connector.parameters()).dtype
+        tokens = self.connector(image_features.to(dtype), instruction).to(embeds.dtype)
+        return embeds.masked_scatter(slots.unsqueeze(-1), tokens.reshape(-1, tokens.shape[-1]))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, pixel_values: torch.Tensor | None = None,
+                image_features: torch.Tensor | None = None, instruction: Instruction | None = None,
+                **llm_kwargs) -> CausalLMOutputWithPast:
+        """Logits float[B, L, V]; with `labels` (-100 where not learned) also the LLM's mean token loss."""
+        embeds = self.embed_multimodal(input_ids, pixel_values, image_features, instruction)
+        return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **llm_kwargs)
+
+    @torch.no_grad()
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                 pixel_values: torch.Tensor | None = None, image_features: torch.Tensor | None = None,
+                 instruction: Instruction | None = None, **generate_kwargs) -> torch.Tensor:
+        """long[B, T]: new tokens only, through the LLM's own `generate` (left-pad batched prompts).
+
+        The image placeholder id is suppressed: it is an input slot, never a word to say.
+        """
+        embeds = self.embed_multimodal(input_ids, pixel_values, image_features, instruction)
+        suppress = list(generate_kwargs.pop("suppress_tokens", None) or []) + [self.image_token_id]
+        return self.llm.generate(inputs_embeds=embeds, attention_mask=attention_mask,
+                                 suppress_tokens=suppress, **generate_kwargs)

@@ -1,0 +1,37 @@
+"""Shared fixtures: the debug recipe (tiny random CLIP tower + tiny Llama) built once per session."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from vlit.config import Config, load_yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DEBUG_CONFIG = ROOT / "src" / "vlit" / "configs" / "debug.yaml"
+
+
+@pytest.fixture(scope="session")
+def debug_config() -> Config:
+    return load_yaml(Config, DEBUG_CONFIG)
+
+
+@pytest.fixture(scope="session")
+def _debug_built(debug_config):
+    from vlit.models.build import build_model
+
+    return build_model(debug_config.model)
+
+
+@pytest.fixture
+def debug_model(_debug_built):
+    """(model, processor) of the debug recipe; a deep copy, so a test may train or change it."""
+    return copy.deepcopy(_debug_built)
+
+
+@pytest.fixture
+def red_image() -> Image.Image:
+    return Image.new("RGB", (40, 30), (220, 20, 20))

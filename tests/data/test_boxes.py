@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from vlit.data import boxes as bx
+from vlit.data.transforms import ImageSpec, to_square
+
+
+def test_grid_uses_minigptv2_formula_per_axis():
+    # FORMATS.md: int(coord / image_side * 100), x by width and y by height.
+    assert bx.to_grid((24, 30, 110, 90), 200, 100) == (12, 30, 55, 90)
+    assert bx.to_grid((0, 0, 200, 100), 200, 100) == (0, 0, 100, 100)
+    assert bx.to_grid((-5, -1, 250, 120), 200, 100) == (0, 0, 100, 100)  # clamped
+    assert bx.to_grid((29, 0, 29, 0), 100, 100)[0] == 29  # a cell edge is not floored to 28 by rounding
+
+
+def test_pixel_grid_pixel_within_one_grid_unit():
+    rng = random.Random(0)
+    for _ in range(500):
+        w, h = rng.randint(20, 1000), rng.randint(20, 1000)
+        x1, x2 = sorted(rng.uniform(0, w) for _ in range(2))
+        y1, y2 = sorted(rng.uniform(0, h) for _ in range(2))
+        back = bx.from_grid(bx.to_grid((x1, y1, x2, y2), w, h), w, h)
+        for orig, new, side in zip((x1, y1, x2, y2), back, (w, h, w, h), strict=True):
+            assert abs(orig - new) <= side / bx.GRID / 2 + 1e-9  # cell centre: at most half a cell off
+
+
+def test_grid_pixel_grid_is_exact():
+    for w, h in ((200, 100), (333, 97), (28, 28)):
+        for g in range(0, 101):
+            assert bx.to_grid(bx.from_grid((g, g, g, g), w, h), w, h) == (g, g, g, g)
+
+
+def test_unit_boxes_are_two_decimal_fractions():
+    assert bx.to_unit((24, 30, 110, 90), 200, 100) == (0.12, 0.3, 0.55, 0.9)
+    assert bx.format_unit_box((0.12, 0.3, 0.55, 0.9)) == "[0.12, 0.30, 0.55, 0.90]"
+    assert bx.from_unit((0.12, 0.3, 0.55, 0.9), 200, 100) == pytest.approx((24, 30, 110, 90))
+
+
+def test_serialise_then_parse_is_identity():
+    rng = random.Random(1)
+    for _ in range(200):
+        boxes = []
+        for _ in range(rng.randint(1, 4)):
+            x1, x2 = sorted(rng.randint(0, 100) for _ in range(2))
+            y1, y2 = sorted(rng.randint(0, 100) for _ in range(2))
+            boxes.append((x1, y1, x2, y2))
+        assert bx.parse_grid_boxes(bx.format_grid_boxes(boxes)) == boxes
+        assert bx.parse_grounded(bx.format_grounded("red balloon", boxes)) == [("red balloon", boxes)]
+        unit = [tuple(v / 100 for v in b) for b in boxes]
+        text = ", ".join(bx.format_unit_box(b) for b in unit)
+        assert np.allclose(bx.parse_unit_boxes(text), unit)
+
+
+def test_formats_match_minigptv2():
+    assert bx.format_grid_box((12, 30, 55, 90)) == "{<12><30><55><90>}"
+    assert bx.format_grounded("red balloon", [(12, 30, 55, 90), (1, 2, 3, 4)]) == (
+        "<p>red balloon</p> {<12><30><55><90>}<delim>{<1><2><3><4>}")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("{<12><30><55><90>}", [(12, 30, 55, 90)]),
+    ("The box is { <12> <30> <55> <90> } I think", [(12, 30, 55, 90)]),
+    ("<12><30><55><90>", [(12, 30, 55, 90)]),                      # no braces
+    ("{<55><90><12><30>}", [(12, 30, 55, 90)]),                    # corners swapped
+    ("{<12><30><155><90>}", [(12, 30, 100, 90)]),                  # out of range: clamped
+    ("{<16><55><24><63>|<11>}", [(16, 55, 24, 63)]),               # rotated-box suffix ignored
+    ("{<1><2><3><4>}<delim>{<5><6><7>", [(1, 2, 3, 4)]),           # truncated second box
+    ("{<a><b><c><d>}", []),
+    ("", []),
+    ("{<1><2><3><4>} and {<5><6><7><8>}", [(1, 2, 3, 4), (5, 6, 7, 8)]),
+])
+def test_lenient_grid_parser(text, expected):
+    assert bx.parse_grid_boxes(text) == expected
+
+
+def test_lenient_grounded_and_unit_parsers():
+    text = "<p>a red circle</p> {<1><2><3><4>} and <p>a cat</p> nothing here, <p>unclosed {<5><6><7><8>}"
+    assert bx.parse_grounded(text) == [("a red circle", [(1, 2, 3, 4)]), ("a cat", [])]
+    assert bx.parse_grounded("no tags {<1><2><3><4>}") == []
+    assert bx.parse_unit_boxes("box [0.1, 0.2,0.5 , 1.7] and [0.3, x, 1, 2]") == [(0.1, 0.2, 0.5, 1.0)]
+
+
+def test_iou():
+    assert bx.iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert bx.iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
+    assert bx.iou((0, 0, 10, 10), (20, 20, 30, 30)) == 0.0
+    assert bx.iou((0, 0, 0, 0), (0, 0, 0, 0)) == 0.0
+
+
+# ---- boxes follow the image ------------------------------------------------------------------------------
+
+RED = (255, 0, 0)
+
+
+def _drawn(width: int, height: int, box: tuple[int, int, int, int]) -> Image.Image:
+    image = Image.new("RGB", (width, height), (40, 40, 200))
+    ImageDraw.Draw(image).rectangle((box[0], box[1], box[2] - 1, box[3] - 1), fill=RED)  # x2, y2 exclusive
+    return image
+
+
+def _red_bbox(image: Image.Image) -> tuple[int, int, int, int]:
+    a = np.asarray(image.convert("RGB")).astype(int)
+    ys, xs = np.nonzero((a[..., 0] > 180) & (a[..., 2] < 100))
+    return xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+
+
+def _assert_tracks(image: Image.Image, box, tol: float = 1.5):
+    """The transformed box and the red pixels of the transformed image agree within `tol` pixels."""
+    got = _red_bbox(image)
+    assert got == pytest.approx(box, abs=tol), (got, box)
+
+
+@pytest.mark.parametrize("mode", ["stretch", "pad", "crop"])
+@pytest.mark.parametrize(("w", "h"), [(300, 200), (160, 320)])
+def test_boxes_follow_to_square(mode, w, h):
+    box = (w // 2 - 30, h // 2 - 25, w // 2 + 20, h // 2 + 35)  # central, so the crop keeps it
+    out, geo = to_square(_drawn(w, h, box), ImageSpec(224, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), mode))
+    _assert_tracks(out, bx.transform_boxes([box], geo)[0])
+    assert bx.iou(geo.inverse(geo.forward(box)), box) == pytest.approx(1.0)
+
+
+def test_boxes_follow_crop_pad_resize_and_their_composition():
+    w, h, box = 300, 200, (40, 50, 120, 150)
+    image = _drawn(w, h, box)
+    crop = bx.crop_geometry(20, 30, 220, 180)
+    cropped = image.crop((20, 30, 220, 180))
+    _assert_tracks(cropped, bx.transform_boxes([box], crop)[0], tol=0)
+
+    pad = bx.pad_geometry(200, 150, 10, 40, 30, 0)
+    padded = Image.new("RGB", (240, 190), (0, 0, 0))
+    padded.paste(cropped, (10, 40))
+    _assert_tracks(padded, bx.transform_boxes([box], bx.compose(crop, pad))[0], tol=0)
+
+    resize = bx.resize_geometry(240, 190, 120, 380)
+    resized = padded.resize((120, 380), Image.Resampling.NEAREST)
+    total = bx.compose(bx.compose(crop, pad), resize)
+    _assert_tracks(resized, bx.transform_boxes([box], total)[0], tol=1)
+    assert (total.out_w, total.out_h) == (120, 380)
+
+
+def test_transform_clips_boxes_that_leave_the_image():
+    crop = bx.crop_geometry(50, 50, 100, 100)
+    assert bx.transform_boxes([(40, 60, 70, 200), (0, 0, 10, 10)], crop) == [(0, 10, 20, 50), (0, 0, 0, 0)]
+    assert bx.transform_boxes([(40, 60, 70, 200)], crop, clip=False) == [(-10, 10, 20, 150)]

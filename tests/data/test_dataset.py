@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from vlit.config.data import DatasetConfig, MixtureConfig
+from vlit.data.dataset import load_dataset, load_mixture, merge_conversations, qa_groups
+from vlit.data.formats.llava import RowError, parse_row
+from vlit.errors import VlitError
+
+
+def _qa(row_id: str, image: str | None, question: str, answer: str, **meta: object) -> dict:
+    row: dict = {"id": row_id}
+    if image is not None:
+        row["image"] = image
+    row["conversations"] = [{"from": "human", "value": question}, {"from": "gpt", "value": answer}]
+    return {**row, **meta}
+
+
+ROWS = [
+    _qa("1", "a.png", "<image>\nColour?", "Red."),
+    _qa("2", "b.png", "<image>\nShape?", "Round."),
+    _qa("3", "a.png", "Shape?", "Square."),  # no marker: LLaVA puts it first
+    _qa("4", None, "Capital of Italy?", "Rome."),
+    _qa("5", "a.png", "<image>\nHow many?", "Two."),
+]
+
+
+def _file(tmp_path: Path, rows: list, name: str = "d.jsonl") -> Path:
+    path = tmp_path / name
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_as_is_keeps_rows_and_resolves_paths(tmp_path: Path) -> None:
+    (tmp_path / "sets").mkdir()
+    _file(tmp_path / "sets", ROWS)
+    Image.new("RGB", (2, 2), (5, 6, 7)).save(tmp_path / "sets" / "a.png")
+    ds = load_dataset(DatasetConfig("mine", "sets/d.jsonl"), root=tmp_path)
+    assert len(ds) == 5 and ds.name == "mine" and ds.skipped == []
+    assert ds.image_root == tmp_path / "sets"
+    assert [c.id for c in ds.conversations] == ["1", "2", "3", "4", "5"]
+    assert ds.get(2).turns[0].content == "<image>\nShape?"
+    assert ds.get(0, epoch=3) is ds.get(0)  # as_is: nothing is re-rendered
+    assert ds.image(ds.get(0).images[0]).getpixel((0, 0)) == (5, 6, 7)
+    other = load_dataset(DatasetConfig("mine", "sets/d.jsonl", image_root="pics"), root=tmp_path)
+    assert other.image_root == tmp_path / "pics"
+
+
+def test_max_rows(tmp_path: Path) -> None:
+    ds = load_dataset(DatasetConfig("d", str(_file(tmp_path, ROWS)), max_rows=2))
+    assert [c.id for c in ds.conversations] == ["1", "2"]
+
+
+def test_fail_names_file_line_and_field(tmp_path: Path) -> None:
+    path = _file(tmp_path, [ROWS[0], {"id": "x", "conversations": [{"from": "bot", "value": "hi"}]}])
+    with pytest.raises(RowError, match=rf"^{path}:2: conversations\[0\]\.from: unknown role 'bot'"):
+        load_dataset(DatasetConfig("d", str(path)), on_bad_row="fail")
+
+
+def test_skip_keeps_every_valid_row_and_reports_the_rest(tmp_path: Path,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    path = _file(tmp_path, [ROWS[0], "{oops", ROWS[1], {"id": "q", "conversations": []}, ROWS[3]])
+    with caplog.at_level(logging.WARNING):
+        ds = load_dataset(DatasetConfig("d", str(path), max_rows=3), on_bad_row="skip")
+    assert [c.id for c in ds.conversations] == ["1", "2", "4"]
+    assert [e.where for e in ds.skipped] == [f"{path}:2", f"{path}:4"]
+    assert "skipped 2 bad row(s)" in caplog.text
+    assert f"{path}:4: conversations: no turns" in ds.skipped_report()
+
+
+def test_no_valid_rows_or_bad_policy_is_an_error(tmp_path: Path) -> None:
+    path = _file(tmp_path, ["{oops"])
+    with pytest.raises(VlitError, match="no valid rows"):
+        load_dataset(DatasetConfig("d", str(path)), on_bad_row="skip")
+    with pytest.raises(VlitError, match="on_bad_row"):
+        load_dataset(DatasetConfig("d", str(path)), on_bad_row="ignore")
+
+
+def test_merge_qa_groups_rows_of_one_image(tmp_path: Path) -> None:
+    ds = load_dataset(DatasetConfig("d", str(_file(tmp_path, ROWS))), merge_qa=True)
+    assert ds.groups == [[0, 2, 4], [1], [3]]
+    merged = ds.get(0)
+    assert [t.content for t in merged.turns] == ["<image>\nColour?", "Red.", "Shape?", "Square.", "How many?",
+                                                 "Two."]
+    assert merged.images == ["a.png"] and merged.id == "1" and merged.meta["merged_ids"] == ["1", "3", "5"]
+    merged.check()
+    assert ds.get(1).id == "2" and ds.get(2).images == []
+
+
+def test_merge_keeps_apart_other_datasets_systems_and_multi_turn_rows() -> None:
+    multi = {"id": "m", "image": "a.png", "conversations": [
+        {"from": "human", "value": "<image>\nq"}, {"from": "gpt", "value": "a"},
+        {"from": "human", "value": "q2"}, {"from": "gpt", "value": "a2"}]}
+    system = {"id": "s", "image": "a.png", "conversations": [
+        {"from": "system", "value": "Be brief."}, {"from": "human", "value": "<image>\nq"},
+        {"from": "gpt", "value": "a"}]}
+    rows = [_qa("1", "a.png", "<image>\nq", "a", dataset="x"), _qa("2", "a.png", "<image>\nq", "b", dataset="y"),
+            multi, system, _qa("3", "a.png", "<image>\nq", "c", dataset="x")]
+    convs = [parse_row(r, f"r[{i}]") for i, r in enumerate(rows)]
+    assert qa_groups(convs) == [[0, 4], [1], [2], [3]]
+    merged = merge_conversations([convs[0], convs[4]])
+    assert merged.num_image_markers == 1 and merged.turns[2].content == "q"
+
+
+def test_load_mixture_applies_policy_seed_and_merge(tmp_path: Path) -> None:
+    a, b = _file(tmp_path, ROWS, "a.jsonl"), _file(tmp_path, [ROWS[3], "{bad"], "b.jsonl")
+    cfg = MixtureConfig([DatasetConfig("a", a.name), DatasetConfig("b", b.name)], merge_qa=True,
+                        on_bad_row="skip", seed=9)
+    loaded = load_mixture(cfg, root=tmp_path)
+    assert list(loaded) == ["a", "b"] and len(loaded["a"]) == 3 and len(loaded["b"]) == 1
+    assert loaded["a"].seed == 9 and len(loaded["b"].skipped) == 1
+
+
+def test_unknown_style_module_is_a_clear_error(tmp_path: Path) -> None:
+    if importlib.util.find_spec("vlit.data.styles") is not None:
+        pytest.skip("vlit.data.styles exists; covered by test_restyle_is_lazy_and_seeded")
+    with pytest.raises(VlitError, match="vlit.data.styles"):
+        load_dataset(DatasetConfig("d", str(_file(tmp_path, ROWS)), style="instructblip"))
+
+
+def test_restyle_is_lazy_and_seeded(tmp_path: Path) -> None:
+    if importlib.util.find_spec("vlit.data.styles") is None:
+        pytest.skip("vlit.data.styles is not written yet")
+    built = pytest.importorskip("vlit.data.build")
+    out = tmp_path / "qs"
+    built.build_quickstart(out, seed=0, scale=0.05)
+    files = sorted(p for p in out.rglob("*.json*") if "question" not in p.name)
+    assert files, "build_quickstart wrote no conversation file"
+    cfg = DatasetConfig("qs", str(files[0]), style="instructblip")
+    first, second = load_dataset(cfg, rng_seed=1), load_dataset(cfg, rng_seed=1)
+    n = min(len(first), 20)
+    assert [first.get(i, 0) for i in range(n)] == [second.get(i, 0) for i in range(n)]
+    epochs = [[first.get(i, e).turns[0].content for i in range(n)] for e in range(4)]
+    assert any(epochs[0] != other for other in epochs[1:]), "templates never change across epochs"

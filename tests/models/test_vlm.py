@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vlit.data.conversation import Conversation
+from vlit.errors import VlitError
+
+
+def _inputs(batch):
+    return {k: v for k, v in batch.items() if k not in ("images", "labels")}
+
+
+def test_placeholders_expand_to_connector_token_count(debug_model, red_image):
+    model, processor = debug_model
+    assert model.num_image_tokens == model.connector.num_tokens(model.vision.num_patches) == 16
+    batch = processor([Conversation.single("What colour?", "Red.", image=red_image),
+                       Conversation.single("Say hi.", "Hi.")])
+    counts = (batch["input_ids"] == model.image_token_id).sum(1).tolist()
+    assert counts == [16, 0]
+    assert batch["pixel_values"].shape == (1, 3, 32, 32)
+
+
+def test_image_tokens_land_in_their_placeholders(debug_model, red_image):
+    model, processor = debug_model
+    batch = processor([Conversation.single("What colour?", image=red_image)], add_generation_prompt=True)
+    embeds = model.embed_multimodal(batch["input_ids"], batch["pixel_values"])
+    tokens = model.connector(model.image_features(batch["pixel_values"]))[0]
+    slots = batch["input_ids"][0] == model.image_token_id
+    torch.testing.assert_close(embeds[0, slots], tokens)
+    text = model.llm.get_input_embeddings()(batch["input_ids"])[0, ~slots]
+    torch.testing.assert_close(embeds[0, ~slots], text)
+
+
+def test_count_mismatch_is_a_clear_error(debug_model, red_image):
+    model, processor = debug_model
+    batch = processor([Conversation.single("What colour?", image=red_image)], add_generation_prompt=True)
+    ids = batch["input_ids"]
+    first = int((ids[0] == model.image_token_id).nonzero()[0])
+    ids = torch.cat([ids[:, :first], ids[:, first + 1:]], dim=1)  # one placeholder short
+    with pytest.raises(VlitError, match="batch holds 15 but 1 image"):
+        model.embed_multimodal(ids, batch["pixel_values"])
+    two = torch.cat([batch["pixel_values"]] * 2)
+    with pytest.raises(VlitError, match="2 image\\(s\\) x 16 tokens = 32"):
+        model.embed_multimodal(batch["input_ids"], two)
+
+
+def test_processor_rejects_marker_image_mismatch(debug_model, red_image):
+    _, processor = debug_model
+    conv = Conversation.single("<image> and <image>?", image=red_image)
+    conv.id = "row-7"
+    with pytest.raises(VlitError, match="conversation row-7: images: 1 image\\(s\\) but 2"):
+        processor.encode(conv)
+
+
+def test_forward_loss_is_mean_token_loss_on_labels(debug_model, red_image):
+    model, processor = debug_model
+    batch = processor([Conversation.single("What colour?", "Red.", image=red_image)])
+    out = model(**_inputs(batch), labels=batch["labels"])
+    logits, labels = out.logits[0, :-1], batch["labels"][0, 1:]
+    manual = torch.nn.functional.cross_entropy(logits[labels != -100], labels[labels != -100])
+    torch.testing.assert_close(out.loss, manual)
+
+
+def test_generate_returns_new_tokens_and_never_the_placeholder(debug_model, red_image):
+    model, processor = debug_model
+    batch = processor([Conversation.single("What colour?", image=red_image)], add_generation_prompt=True)
+    out = model.generate(**_inputs(batch), max_new_tokens=6, do_sample=False)
+    assert out.shape[0] == 1 and 1 <= out.shape[1] <= 6
+    assert model.image_token_id not in out.tolist()[0]
+
+
+def test_build_is_deterministic(debug_config):
+    from vlit.models.build import build_model
+
+    a, _ = build_model(debug_config.model)
+    b, _ = build_model(debug_config.model)
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(pa, pb), name

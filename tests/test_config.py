@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import pytest
+
+from vlit.config import (
+    Config,
+    ConfigError,
+    MergeConnectorConfig,
+    ModelConfig,
+    QFormerConnectorConfig,
+    from_dict,
+    load_yaml,
+    save_yaml,
+    to_dict,
+)
+
+
+def test_debug_config_loads_and_round_trips(tmp_path, debug_config):
+    assert debug_config.model.vision.source == "random"
+    save_yaml(debug_config, tmp_path / "c.yaml")
+    assert load_yaml(Config, tmp_path / "c.yaml") == debug_config
+    assert from_dict(Config, to_dict(debug_config)) == debug_config
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"model": {"visoin": {}}}, "model.visoin: unknown field"),
+        ({"model": {"seed": "zero"}}, "model.seed: expected int"),
+        ({"model": {"seed": True}}, "model.seed: expected int"),
+        ({"model": {"connector": {"kind": "resampler"}}}, "model.connector.kind: 'resampler' is not one of"),
+        ({"model": {"connector": {"kind": "merge", "merge": 0}}}, "model.connector.merge: must be >= 1"),
+        ({"model": {"template": "alpaca"}}, "model.template: 'alpaca' is not one of"),
+        ({"model": {"llm": {"source": "random"}}}, "model.llm.random_config: required"),
+        ({"model": {"connector": {"kind": "qformer", "hidden_size": 256}}}, "model.connector.init: 'minilm' needs"),
+        ({"model": []}, "model: expected a mapping"),
+    ],
+)
+def test_errors_name_the_field(data, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(".", r"\.")):
+        from_dict(Config, data)
+
+
+def test_union_picked_by_kind():
+    cfg = from_dict(ModelConfig, {"connector": {"kind": "qformer", "num_queries": 8}})
+    assert isinstance(cfg.connector, QFormerConnectorConfig) and cfg.connector.num_queries == 8
+    cfg = from_dict(ModelConfig, {"connector": {"kind": "merge"}})
+    assert cfg.connector == MergeConnectorConfig(merge=4)
+
+
+def test_overrides_and_file_errors(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  seed: 1\n")
+    cfg = load_yaml(Config, path, ["model.seed=7", "model.connector.kind=linear"])
+    assert cfg.model.seed == 7 and cfg.model.connector.kind == "linear"
+    with pytest.raises(ConfigError, match="expected key=value"):
+        load_yaml(Config, path, ["model.seed"])
+    with pytest.raises(ConfigError, match="not found"):
+        load_yaml(Config, tmp_path / "missing.yaml")
+    path.write_text("model: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_yaml(Config, path)
