@@ -15,6 +15,7 @@ from vlit.errors import VlitError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "quickstart": ("vlit.quickstart:main", "build the default model and show what it does"),
+    "train": ("vlit.training.cli:main", "train a recipe's stages (Accelerate: 1 process to many GPUs)"),
     "info": ("vlit.models.cli:info_main", "parameters per part, visual tokens and prompt of a config"),
     "export": ("vlit.models.cli:export_main", "export a checkpoint to a Hugging Face LLaVA folder"),
     "data": ("vlit.data.cli:main", "validate, inspect and build instruction datasets"),

@@ -22,7 +22,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--config", default="llava15", help="recipe name or YAML file (default: llava15)")
     parser.add_argument("--max-new-tokens", type=int, default=32)
     args = parser.parse_args(argv)
-    from vlit.models.build import build_model, count_parameters
+    from vlit.models.build import build_model
+    from vlit.models.parts import count_parameters
 
     start = time.perf_counter()
     cfg = load_yaml(Config, args.config)

@@ -1,5 +1,6 @@
 """Typed configs (dataclasses with docstrings and validation) and their YAML form."""
 
+from vlit.config.data import DatasetConfig, MixtureConfig
 from vlit.config.loader import (
     ConfigError,
     apply_overrides,
@@ -12,6 +13,7 @@ from vlit.config.loader import (
 from vlit.config.model import (
     ConnectorConfig,
     LLMConfig,
+    LoRAConfig,
     MergeConnectorConfig,
     MLPConnectorConfig,
     ModelConfig,
@@ -19,16 +21,23 @@ from vlit.config.model import (
     VisionConfig,
 )
 from vlit.config.recipe import Config
+from vlit.config.train import DataConfig, StageConfig, TrainConfig
 
 __all__ = [
     "Config",
     "ConfigError",
     "ConnectorConfig",
+    "DataConfig",
+    "DatasetConfig",
     "LLMConfig",
+    "LoRAConfig",
     "MLPConnectorConfig",
     "MergeConnectorConfig",
+    "MixtureConfig",
     "ModelConfig",
     "QFormerConnectorConfig",
+    "StageConfig",
+    "TrainConfig",
     "VisionConfig",
     "apply_overrides",
     "from_dict",

@@ -72,6 +72,8 @@ def _convert_union(args: tuple, value: Any, where: str) -> Any:
         raise ConfigError(f"{where}: a value is required")
     options = [a for a in args if a is not type(None)]
     classes = [a for a in options if dataclasses.is_dataclass(a)]
+    if len(classes) == 1 and isinstance(value, dict):
+        return from_dict(classes[0], value, where)
     if classes and isinstance(value, dict):
         # Unions of config classes are told apart by their `kind` literal, never by trying each.
         kinds = {k: c for c in classes for k in typing.get_args(typing.get_type_hints(c)["kind"])}

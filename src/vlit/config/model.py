@@ -120,6 +120,23 @@ class LLMConfig:
             raise ConfigError("random_config: required when source is 'random'")
 
 
+@dataclass
+class LoRAConfig:
+    """LoRA adapters on the LLM (peft): zero-initialised, so they change nothing until a stage trains them;
+    merged into the LLM on export."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+    def __post_init__(self) -> None:
+        if self.r < 1:
+            raise ConfigError(f"r: must be >= 1, got {self.r}")
+        if not self.target_modules:
+            raise ConfigError("target_modules: name at least one module")
+
+
 ChatTemplateName = Literal["llm", "vicuna_v1", "llama2_inst", "chatml", "plain"]
 
 
@@ -135,5 +152,7 @@ class ModelConfig:
     llama2_inst, chatml, and LLaVA's stage-1 `plain`)."""
     system_prompt: str | None = None
     """Replaces the template's default system prompt; an empty string means none."""
+    lora: LoRAConfig | None = None
+    """LoRA adapters on the LLM (present from the start, trained by stages that name `lora`)."""
     seed: int = 0
-    """Seed of every freshly initialised weight (connector, random parts), so a rebuild is identical."""
+    """Seed of every freshly initialised weight (connector, random parts, LoRA), so a rebuild is identical."""

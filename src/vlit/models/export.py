@@ -7,11 +7,12 @@ An `mlp` model with a transformers vision tower is exactly LLaVA-1.5's architect
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import torch
 from huggingface_hub import save_torch_state_dict
-from transformers import LlavaConfig, LlavaProcessor
+from transformers import LlavaConfig, LlavaProcessor, PreTrainedModel
 from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
 
 from vlit.config import MLPConnectorConfig
@@ -40,9 +41,16 @@ def llava_config(model: VisionLanguageModel) -> LlavaConfig:
     )
 
 
+def merged_llm(model: VisionLanguageModel) -> PreTrainedModel:
+    """The LLM with LoRA adapters merged into its weights (a copy; the model keeps its adapters)."""
+    if model.config.lora is None:
+        return model.llm
+    return copy.deepcopy(model.llm).merge_and_unload()
+
+
 def llava_state_dict(model: VisionLanguageModel) -> dict[str, torch.Tensor]:
-    """vlit names -> LlavaForConditionalGeneration names (transformers 5 layout)."""
-    llm = model.llm
+    """vlit names -> LlavaForConditionalGeneration names (transformers 5 layout), LoRA merged."""
+    llm = merged_llm(model)
     base = getattr(llm, llm.base_model_prefix)
     state = {f"model.vision_tower.{k}": v for k, v in model.vision.model.state_dict().items()}
     state |= {f"model.multi_modal_projector.{k}": v for k, v in model.connector.state_dict().items()}

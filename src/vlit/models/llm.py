@@ -24,7 +24,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from vlit.config import LLMConfig
+from vlit.config import LLMConfig, LoRAConfig
 from vlit.errors import VlitError
 
 log = logging.getLogger(__name__)
@@ -133,3 +133,15 @@ def add_image_token(llm: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, to
             if out is not None and out.weight.data_ptr() != emb.data_ptr():
                 out.weight[old:] = out.weight[:old].mean(0, keepdim=True)
     return token_id
+
+
+def apply_lora(llm: PreTrainedModel, cfg: LoRAConfig) -> PreTrainedModel:
+    """Wrap the LLM with peft LoRA adapters (B = 0, so outputs are unchanged until they train)."""
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
+                      target_modules=list(cfg.target_modules), task_type="CAUSAL_LM")
+    try:
+        return get_peft_model(llm, lora)
+    except ValueError as e:
+        raise VlitError(f"model.lora.target_modules: {e}") from None

@@ -1,6 +1,6 @@
 """Checkpoint folders: `config.json` (the model config and which parts are stored) and `model.safetensors`
-holding only what cannot be rebuilt: trained parts, the connector, and randomly initialised parts. Loading
-rebuilds the model from the config and its referenced base parts, then loads those weights on top."""
+holding only what cannot be rebuilt: trained parts, the connector, LoRA adapters and randomly initialised
+parts. Loading rebuilds the model from the config and its referenced base parts, then loads those weights."""
 
 from __future__ import annotations
 
@@ -14,28 +14,27 @@ from vlit import __version__
 from vlit.config import ModelConfig, from_dict, to_dict
 from vlit.data.processor import Processor
 from vlit.errors import VlitError
-from vlit.models.build import PARTS, build_model
+from vlit.models.build import build_model
+from vlit.models.parts import part_state, trainable_parts
 from vlit.models.vlm import VisionLanguageModel
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
 
-def parts_to_store(model: VisionLanguageModel) -> list[str]:
-    """The connector always; any part with a trainable weight; any part built from random init."""
+def parts_to_store(model: VisionLanguageModel, trained: list[str] | None = None) -> list[str]:
+    """The connector and LoRA adapters always; parts trained now or before (`trained`); random-init parts."""
     cfg = model.config
-    stored = []
-    for part in PARTS:
-        random_init = part != "connector" and getattr(cfg, part).source == "random"
-        trained = any(p.requires_grad for p in getattr(model, part).parameters())
-        if part == "connector" or random_init or trained:
-            stored.append(part)
-    return stored
+    stored = {"connector", *trainable_parts(model), *(trained or [])}
+    stored |= {part for part in ("vision", "llm") if getattr(cfg, part).source == "random"}
+    if cfg.lora is not None:
+        stored.add("lora")
+    return [p for p in ("vision", "connector", "llm", "lora") if p in stored]
 
 
-def _dedupe(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    # Tied weights (embeddings = lm_head) share storage, which safetensors refuses; keep the first name,
-    # load_state_dict re-ties them.
+def dedupe_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Contiguous CPU copies, dropping names that alias an earlier tensor (tied embeddings = lm_head):
+    safetensors refuses shared storage and load_state_dict re-ties them."""
     seen, out = set(), {}
     for name, t in tensors.items():
         key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape))
@@ -45,12 +44,14 @@ def _dedupe(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def save_model(model: VisionLanguageModel, folder: str | Path, extra: dict | None = None) -> Path:
+def save_model(model: VisionLanguageModel, folder: str | Path, trained: list[str] | None = None,
+               extra: dict | None = None) -> Path:
+    """Write a checkpoint folder. `trained` names parts trained by earlier stages but frozen now."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    parts = parts_to_store(model)
-    state = {f"{part}.{k}": v for part in parts for k, v in getattr(model, part).state_dict().items()}
-    save_file(_dedupe(state), folder / WEIGHTS_FILE, metadata={"format": "pt", "vlit": __version__})
+    parts = parts_to_store(model, trained)
+    save_file(dedupe_tensors(part_state(model, parts)), folder / WEIGHTS_FILE,
+              metadata={"format": "pt", "vlit": __version__})
     meta = {"vlit_version": __version__, "model": to_dict(model.config), "stored_parts": parts, **(extra or {})}
     (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     return folder
@@ -67,6 +68,18 @@ def read_checkpoint_config(folder: str | Path) -> tuple[ModelConfig, dict]:
     return from_dict(ModelConfig, meta.get("model"), "model"), meta
 
 
+def load_weights(model: VisionLanguageModel, path: Path, parts: list[str]) -> None:
+    """Load the stored `parts` from a safetensors file; every weight of those parts must be there."""
+    state = load_file(path)
+    expected = part_state(model, parts)
+    tied = _tied_names(model)
+    missing = [k for k in expected if k not in state and k not in tied]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        raise VlitError(f"{path}: weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    model.load_state_dict(state, strict=False)
+
+
 def load_model(folder: str | Path) -> tuple[VisionLanguageModel, Processor]:
     """Rebuild a saved model: base parts from their sources, stored weights from the checkpoint."""
     folder = Path(folder)
@@ -75,15 +88,7 @@ def load_model(folder: str | Path) -> tuple[VisionLanguageModel, Processor]:
     weights = folder / WEIGHTS_FILE
     if not weights.exists():
         raise VlitError(f"{folder}: checkpoint has no {WEIGHTS_FILE}")
-    state = load_file(weights)
-    for part in meta.get("stored_parts", []):
-        own = {k.removeprefix(f"{part}."): v for k, v in state.items() if k.startswith(f"{part}.")}
-        missing, unexpected = getattr(model, part).load_state_dict(own, strict=False)
-        tied = _tied_names(getattr(model, part))
-        missing = [k for k in missing if k not in tied]
-        if missing or unexpected:
-            raise VlitError(f"{weights}: {part} weights do not fit the model "
-                            f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    load_weights(model, weights, meta.get("stored_parts", []))
     return model, processor
 
 
@@ -95,3 +100,4 @@ def _tied_names(module: torch.nn.Module) -> set[str]:
             tied.add(name)
         seen.add(p.data_ptr())
     return tied
+

@@ -1,0 +1,89 @@
+"""Typed configs of training: LoRA, the stages of a recipe, and run-wide settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from vlit.config.data import MixtureConfig
+from vlit.config.loader import ConfigError
+from vlit.config.model import ChatTemplateName
+
+Part = Literal["vision", "connector", "llm", "lora"]
+"""What a stage can train: the vision encoder, the connector, the whole LLM, or only its LoRA adapters."""
+
+
+@dataclass
+class StageConfig:
+    """One training stage: which parts learn, at which rates, on which data, for how long."""
+
+    name: str
+    data: MixtureConfig
+    train: list[Part]
+    lr: dict[str, float]
+    """Learning rate per trained part, e.g. {connector: 1.0e-3, lora: 2.0e-4}."""
+    steps: int | None = None
+    """Optimizer steps; or give `epochs` (passes over the mixture's rows)."""
+    epochs: float | None = None
+    batch_size: int = 8
+    """Per device, per micro-batch; the global batch is batch_size x grad_accum x devices."""
+    grad_accum: int = 1
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    template: ChatTemplateName | None = None
+    """Chat template for this stage only (LLaVA's stage 1 uses `plain`); None keeps the model's."""
+    max_length: int = 512
+
+    def __post_init__(self) -> None:
+        if not self.train:
+            raise ConfigError("train: name at least one part to train")
+        if "llm" in self.train and "lora" in self.train:
+            raise ConfigError("train: choose 'llm' (full fine-tuning) or 'lora', not both")
+        missing = [p for p in self.train if p not in self.lr]
+        if missing:
+            raise ConfigError(f"lr: no learning rate for trained part {missing[0]!r}")
+        extra = [p for p in self.lr if p not in self.train]
+        if extra:
+            raise ConfigError(f"lr: {extra[0]!r} is not trained in this stage")
+        if (self.steps is None) == (self.epochs is None):
+            raise ConfigError("steps: give exactly one of steps or epochs")
+        if self.steps is not None and self.steps < 1 or self.epochs is not None and self.epochs <= 0:
+            raise ConfigError("steps: the stage must be longer than zero")
+        if self.batch_size < 1 or self.grad_accum < 1:
+            raise ConfigError("batch_size: batch_size and grad_accum must be >= 1")
+        if not self.data.datasets:
+            raise ConfigError("data.datasets: a stage needs at least one dataset")
+
+
+@dataclass
+class TrainConfig:
+    """Run-wide training settings."""
+
+    seed: int = 0
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    feature_cache: bool = True
+    """Compute frozen vision features once per image and reuse them across epochs and stages."""
+    cache_dir: str | None = None
+    """Feature cache folder; default `$VLIT_CACHE/features`."""
+    group_by_length: bool = True
+    group_size: int = 16
+    """Mega-batch = batch_size x group_size draws, sorted by modality and length (LLaVA's grouping)."""
+    log_every: int = 10
+    save_every: int = 0
+    """Checkpoint every this many optimizer steps (0: at the end of each stage only)."""
+    keep_last: int = 2
+
+
+@dataclass
+class DataConfig:
+    """Where dataset files live and which datasets are held out."""
+
+    root: str = "data"
+    """Folder that dataset paths are relative to (relative to the working directory)."""
+    build: Literal["quickstart"] | None = None
+    """Build vlit's own quickstart datasets into `root` when they are missing."""
+    build_scale: float = 1.0
+    """Row-count multiplier of that build (the debug recipe uses a tiny one)."""
+    held_out: list[str] = field(default_factory=list)
+    """Datasets only ever evaluated zero-shot: a stage that trains on one is a config error."""

@@ -1,0 +1,206 @@
+"""The one training loop, on Hugging Face Accelerate: one process on a laptop, DDP / FSDP / DeepSpeed across
+GPUs and nodes by an Accelerate config. Stages run in order; each says what learns; checkpoints resume
+exactly (weights, optimizer, schedule, data position, RNG)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from tqdm.auto import tqdm
+
+from vlit.config import Config, StageConfig, save_yaml
+from vlit.data.chat_templates import chat_template
+from vlit.data.processor import Example, Processor
+from vlit.models.build import build_model
+from vlit.models.llm import cache_root
+from vlit.models.saving import save_model
+from vlit.models.vlm import VisionLanguageModel
+from vlit.training.checkpoint import (
+    latest_checkpoint,
+    read_trainer_state,
+    restore_model,
+    restore_training,
+    save_checkpoint,
+)
+from vlit.training.feature_cache import FeatureCache, encoder_key
+from vlit.training.report import MetricsLog, plot_loss
+from vlit.training.stages import apply_stage, build_optimizer, build_scheduler, stage_steps
+from vlit.training.stream import StageStream
+
+log = logging.getLogger(__name__)
+
+
+def make_accelerator(cfg: Config) -> Accelerator:
+    # Text-only batches leave the connector unused; DDP must not wait for its gradients then.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    return Accelerator(mixed_precision=cfg.train.mixed_precision, kwargs_handlers=[ddp])
+
+
+class Trainer:
+    def __init__(self, cfg: Config, out: Path, accelerator: Accelerator | None = None):
+        self.cfg = cfg
+        self.out = Path(out)
+        self.acc = accelerator or make_accelerator(cfg)
+        self.model: VisionLanguageModel | None = None
+
+    def _prepare_data(self) -> Path:
+        root = Path(self.cfg.data.root)
+        if self.cfg.data.build == "quickstart" and not (root / "manifest.json").exists():
+            with self.acc.main_process_first():
+                if self.acc.is_main_process:
+                    from vlit.data.build import build_quickstart
+
+                    build_quickstart(root, seed=self.cfg.train.seed, scale=self.cfg.data.build_scale)
+        return root
+
+    def run(self, resume: bool = False) -> Path:
+        """Train every stage; returns the final checkpoint folder (`out/model`)."""
+        cfg, acc = self.cfg, self.acc
+        set_seed(cfg.train.seed)
+        root = self._prepare_data()
+        if acc.is_main_process:
+            self.out.mkdir(parents=True, exist_ok=True)
+            save_yaml(cfg, self.out / "config.yaml")
+        model, processor = build_model(cfg.model)
+        self.model = model
+        checkpoint = latest_checkpoint(self.out) if resume else None
+        state = read_trainer_state(checkpoint) if checkpoint else {}
+        if checkpoint:
+            restore_model(checkpoint, model)
+            log.info("resuming from %s (step %d)", checkpoint, state["global_step"])
+        metrics = MetricsLog(self.out / "metrics.jsonl", state.get("global_step") if checkpoint else None)
+        trained = list(state.get("trained", []))
+        cache = None
+        if cfg.train.feature_cache:
+            folder = Path(cfg.train.cache_dir) if cfg.train.cache_dir else cache_root() / "features"
+            cache = FeatureCache(folder, encoder_key(cfg.model, processor.image_spec))
+        global_step = state.get("global_step", 0)
+        for index, stage in enumerate(cfg.stages):
+            if index < state.get("stage_index", 0):
+                continue
+            resume_state = state if checkpoint and index == state["stage_index"] else None
+            global_step = self._run_stage(index, stage, model, processor, root, cache, metrics, trained,
+                                          global_step, checkpoint if resume_state else None, resume_state)
+            trained = sorted(set(trained) | set(stage.train))
+        final = self.out / "model"
+        if acc.is_main_process:
+            save_model(model, final, trained=trained, extra={"trained_parts": trained})
+            rows = metrics.rows()
+            if rows:
+                plot_loss(rows, self.out / "loss.png", f"{self.out.name}: training loss")
+        acc.wait_for_everyone()
+        return final
+
+    def _run_stage(self, index: int, stage: StageConfig, model: VisionLanguageModel, processor: Processor,
+                   root: Path, cache: FeatureCache | None, metrics: MetricsLog, trained: list[str],
+                   global_step: int, checkpoint: Path | None, state: dict | None) -> int:
+        acc, cfg = self.acc, self.cfg
+        counts = apply_stage(model, stage)
+        stage_processor = dataclasses.replace(
+            processor, max_length=stage.max_length,
+            template=chat_template(stage.template, processor.tokenizer) if stage.template else processor.template)
+        stream = StageStream(stage, root, stage_processor, cfg.train.seed + index, acc.process_index,
+                             acc.num_processes, cfg.train.group_by_length, cfg.train.group_size)
+        total = stage_steps(stage, stream.total_rows, acc.num_processes)
+        optimizer = build_optimizer(model, stage)
+        scheduler = build_scheduler(optimizer, stage, total)
+        step = 0
+        if checkpoint is not None and state is not None:
+            # A checkpoint at a stage boundary holds no optimizer of this stage, only the RNG to continue with.
+            restore_training(checkpoint, optimizer if state["data"] else None, scheduler)
+            if state["data"]:
+                stream.load_state_dict(state["data"])
+                step = state["stage_step"]
+        if acc.is_main_process and step == 0:
+            metrics.write({"event": "stage_start", "stage": stage.name, "global_step": global_step,
+                           "steps": total, "parameters": {p: {"total": t, "trainable": n}
+                                                          for p, (t, n) in counts.items()},
+                           "sampling": stream.sampler.probabilities()})
+        wrapped, prepared_optimizer = acc.prepare(model, optimizer)
+        use_cache = cache is not None and "vision" not in stage.train
+        bar = tqdm(total=total, initial=step, desc=f"stage {stage.name}", disable=not acc.is_main_process,
+                   dynamic_ncols=True)
+        window = {"loss": 0.0, "samples": 0, "tokens": 0, "steps": 0, "start": time.perf_counter()}
+        while step < total:
+            loss = self._step(wrapped, prepared_optimizer, stage, stream, stage_processor, cache if use_cache else None,
+                              window)
+            scheduler.step()
+            step += 1
+            global_step += 1
+            window["loss"] += loss
+            window["steps"] += 1
+            bar.update(1)
+            if step % cfg.train.log_every == 0 or step == total:
+                self._log(metrics, stage, step, global_step, scheduler, stream, window, bar)
+            if step == total or (cfg.train.save_every and step % cfg.train.save_every == 0):
+                acc.wait_for_everyone()
+                if acc.is_main_process:
+                    trainer_state = {"stage_index": index if step < total else index + 1, "stage_step":
+                                     step if step < total else 0, "global_step": global_step,
+                                     "data": stream.state_dict() if step < total else None}
+                    save_checkpoint(self.out, global_step, model, optimizer, scheduler, trainer_state,
+                                    sorted(set(trained) | set(stage.train)), cfg.train.keep_last)
+                acc.wait_for_everyone()
+        bar.close()
+        acc.free_memory()
+        return global_step
+
+    def _step(self, model, optimizer, stage: StageConfig, stream: StageStream, processor: Processor,
+              cache: FeatureCache | None, window: dict) -> float:
+        """One optimizer step over `grad_accum` micro-batches; returns the mean micro-batch loss."""
+        acc = self.acc
+        total = 0.0
+        for micro in range(stage.grad_accum):
+            examples = stream.next_batch()
+            inputs = self._inputs(examples, processor, cache)
+            sync = nullcontext() if micro == stage.grad_accum - 1 else acc.no_sync(model)
+            with sync, acc.autocast():
+                loss = model(**inputs).loss
+                acc.backward(loss / stage.grad_accum)
+            total += loss.item()
+            window["samples"] += len(examples) * acc.num_processes
+            window["tokens"] += int(inputs["attention_mask"].sum()) * acc.num_processes
+        if stage.max_grad_norm:
+            acc.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], stage.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return total / stage.grad_accum
+
+    def _inputs(self, examples: list[Example], processor: Processor, cache: FeatureCache | None) -> dict:
+        batch = processor.collate(examples, "right", with_pixels=cache is None)
+        device = self.acc.device
+        inputs = {k: batch[k].to(device) for k in ("input_ids", "attention_mask", "labels")}
+        if batch["instruction"] is not None:
+            inputs["instruction"] = type(batch["instruction"])(*(t.to(device) for t in batch["instruction"]))
+        if batch["images"] and cache is not None:
+            vlm = self.model
+
+            def compute(refs):
+                return vlm.image_features(processor.pixels(refs).to(device))
+
+            inputs["image_features"] = cache.get(batch["images"], compute, device)
+        elif batch["pixel_values"] is not None:
+            inputs["pixel_values"] = batch["pixel_values"].to(device)
+        return inputs
+
+    def _log(self, metrics: MetricsLog, stage: StageConfig, step: int, global_step: int, scheduler,
+             stream: StageStream, window: dict, bar) -> None:
+        elapsed = max(time.perf_counter() - window["start"], 1e-9)
+        loss = torch.tensor(window["loss"] / max(window["steps"], 1), device=self.acc.device)
+        loss = float(self.acc.reduce(loss, reduction="mean"))
+        row = {"stage": stage.name, "step": step, "global_step": global_step, "loss": round(loss, 6),
+               "lr": {g.get("name", str(i)): g["lr"] for i, g in enumerate(scheduler.optimizer.param_groups)},
+               "samples_per_s": round(window["samples"] / elapsed, 3),
+               "tokens_per_s": round(window["tokens"] / elapsed, 1),
+               "padding_fraction": round(sum(stream.padding) / max(len(stream.padding), 1), 4)}
+        bar.set_postfix(loss=f"{loss:.3f}", samples_s=f"{row['samples_per_s']:.1f}")
+        if self.acc.is_main_process:
+            metrics.write(row)
+        window.update(loss=0.0, samples=0, tokens=0, steps=0, start=time.perf_counter())

@@ -1,0 +1,56 @@
+"""A stage as data applied to a model: which parts learn (requires_grad), their learning rates, the
+optimizer (AdamW, no decay on norms and biases) and the schedule (linear warmup, cosine decay)."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import torch
+from transformers import get_cosine_schedule_with_warmup
+
+from vlit.config import StageConfig
+from vlit.models.parts import PARTS, count_parameters, part_of, set_trainable
+from vlit.models.vlm import VisionLanguageModel
+
+log = logging.getLogger(__name__)
+
+
+def apply_stage(model: VisionLanguageModel, stage: StageConfig) -> dict[str, tuple[int, int]]:
+    """Freeze everything but the stage's parts; returns (and logs) {part: (total, trainable)}."""
+    set_trainable(model, set(stage.train))
+    counts = count_parameters(model)
+    table = ", ".join(f"{part} {trainable:,}/{total:,}" for part, (total, trainable) in counts.items() if total)
+    log.info("stage %s: trainable/total parameters: %s", stage.name, table)
+    return counts
+
+
+def param_groups(model: VisionLanguageModel, stage: StageConfig) -> list[dict]:
+    """One group per (part, decay): each part at its own rate; biases and norm weights (1-d) never decay."""
+    groups: dict[tuple[str, bool], list[torch.nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            groups.setdefault((part_of(name), p.ndim >= 2), []).append(p)
+    return [
+        {"params": params, "lr": stage.lr[part], "weight_decay": stage.weight_decay if decay else 0.0,
+         "name": f"{part}{'' if decay else '/no_decay'}"}
+        for part in PARTS for decay in (True, False) if (params := groups.get((part, decay)))
+    ]
+
+
+def build_optimizer(model: VisionLanguageModel, stage: StageConfig) -> torch.optim.AdamW:
+    # foreach=False: the single-tensor path is bit-reproducible across a save/restore of its state.
+    return torch.optim.AdamW(param_groups(model, stage), betas=(0.9, 0.999), eps=1e-8, foreach=False)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, stage: StageConfig, total_steps: int):
+    warmup = math.ceil(stage.warmup_ratio * total_steps)
+    return get_cosine_schedule_with_warmup(optimizer, warmup, total_steps)
+
+
+def stage_steps(stage: StageConfig, total_rows: int, world_size: int) -> int:
+    """Optimizer steps of a stage: given, or epochs x rows / global batch."""
+    if stage.steps is not None:
+        return stage.steps
+    global_batch = stage.batch_size * stage.grad_accum * world_size
+    return max(1, math.ceil(stage.epochs * total_rows / global_batch))
