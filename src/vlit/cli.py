@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 from collections.abc import Callable
 
 from vlit.errors import VlitError
@@ -19,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("vlit.models.cli:info_main", "parameters per part, visual tokens and prompt of a config"),
     "export": ("vlit.models.cli:export_main", "export a checkpoint to a Hugging Face LLaVA folder"),
     "data": ("vlit.data.cli:main", "validate, inspect and build instruction datasets"),
+    "ask": ("vlit.inference.cli:ask_main", "answer one question about an image (or rank candidate answers)"),
+    "chat": ("vlit.inference.cli:chat_main", "chat about an image in the terminal, streaming the answers"),
 }
 
 
@@ -38,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0
+    # peft 0.21 calls a transformers helper that transformers 5 renamed: noise for a CLI user, not a problem.
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
         print(f"vlit: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)

@@ -30,7 +30,7 @@ GOLDEN = {
 }
 GENERATION_PROMPT = {
     "vicuna_v1": "Be brief. USER: <image>\nQ? ASSISTANT:",
-    "llama2_inst": "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\n<Img><image></Img>\nQ? [/INST] ",
+    "llama2_inst": "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\n<Img><image></Img>\nQ? [/INST]",
     "chatml": "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n<image>\nQ?<|im_end|>\n"
               "<|im_start|>assistant\n",
     "plain": "<image>",

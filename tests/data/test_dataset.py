@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 from pathlib import Path
@@ -117,17 +116,9 @@ def test_load_mixture_applies_policy_seed_and_merge(tmp_path: Path) -> None:
     assert loaded["a"].seed == 9 and len(loaded["b"].skipped) == 1
 
 
-def test_unknown_style_module_is_a_clear_error(tmp_path: Path) -> None:
-    if importlib.util.find_spec("vlit.data.styles") is not None:
-        pytest.skip("vlit.data.styles exists; covered by test_restyle_is_lazy_and_seeded")
-    with pytest.raises(VlitError, match="vlit.data.styles"):
-        load_dataset(DatasetConfig("d", str(_file(tmp_path, ROWS)), style="instructblip"))
-
-
 def test_restyle_is_lazy_and_seeded(tmp_path: Path) -> None:
-    if importlib.util.find_spec("vlit.data.styles") is None:
-        pytest.skip("vlit.data.styles is not written yet")
-    built = pytest.importorskip("vlit.data.build")
+    from vlit.data import build as built
+
     out = tmp_path / "qs"
     built.build_quickstart(out, seed=0, scale=0.05)
     files = sorted(p for p in out.rglob("*.json*") if "question" not in p.name)

@@ -18,8 +18,8 @@ def test_save_load_gives_identical_logits(tmp_path, debug_model, red_image):
             p.add_(torch.randn_like(p))  # "trained": differs from a fresh build
     save_model(model, tmp_path / "ckpt")
     meta = json.loads((tmp_path / "ckpt" / "config.json").read_text())
-    # Random parts cannot be rebuilt from a hub name, so they are stored; so is the connector.
-    assert meta["stored_parts"] == ["vision", "connector", "llm"]
+    # Random parts cannot be rebuilt from a hub name, so they are stored; so are the connector and LoRA.
+    assert meta["stored_parts"] == ["vision", "connector", "llm", "lora"]
     assert not list(tmp_path.glob("ckpt/*.bin")) and not list(tmp_path.glob("ckpt/*.pt"))
     loaded, loaded_processor = load_model(tmp_path / "ckpt")
     batch = processor([Conversation.single("What colour?", "Red.", image=red_image)])
@@ -38,11 +38,11 @@ def test_only_trained_and_unbuildable_parts_are_stored(tmp_path, debug_config):
     model, _ = build_model(replace(debug_config.model, llm=LLMConfig()))  # packaged SmolLM2: rebuildable
     save_model(model, tmp_path / "ckpt")
     keys = load_file(tmp_path / "ckpt" / "model.safetensors").keys()
-    assert {k.split(".")[0] for k in keys} == {"vision", "connector"}
+    assert {"lora" if "lora_" in k else k.split(".")[0] for k in keys} == {"vision", "connector", "lora"}
     model.llm.requires_grad_(True)  # a stage that trains the LLM stores it too
     save_model(model, tmp_path / "ckpt2")
     meta = json.loads((tmp_path / "ckpt2" / "config.json").read_text())
-    assert meta["stored_parts"] == ["vision", "connector", "llm"]
+    assert meta["stored_parts"] == ["vision", "connector", "llm", "lora"]
 
 
 def test_load_errors_name_the_folder(tmp_path):

@@ -94,7 +94,8 @@ def parse_grid_boxes(text: str) -> list[GridBox]:
     clamped to 0..100 and corners put in order (x1 <= x2, y1 <= y2). Never raises."""
     boxes = []
     for m in _GRID_RE.finditer(text):
-        values = [min(GRID, max(0, int(float(v)))) for v in m.groups()]
+        # Clamp as floats first: int() of a 400-digit number's float (inf) would raise.
+        values = [int(min(GRID, max(0.0, float(v)))) for v in m.groups()]
         boxes.append(tuple(int(v) for v in _ordered(*values)))
     return boxes
 

@@ -34,6 +34,8 @@ class ChatTemplate:
     default_system: str | None = None
     #: True when the rendered text already carries the tokenizer's BOS (the LLM's own template).
     renders_bos: bool = False
+    #: Text between the assistant prefix and the answer that is learned with the answer.
+    answer_prefix: str = ""
 
     @property
     def stop_strings(self) -> tuple[str, ...]:
@@ -54,7 +56,8 @@ class ChatTemplate:
             segments.append(Segment(self.user(messages[i].content, system if i == 0 else None)))
             if i + 1 < len(messages):
                 segments.append(Segment(self.assistant_prefix()))
-                segments.append(Segment(messages[i + 1].content + self.assistant_suffix(), learned=True))
+                answer = self.answer_prefix + messages[i + 1].content + self.assistant_suffix()
+                segments.append(Segment(answer, learned=True))
                 segments.append(Segment(self.after_assistant()))
             elif add_generation_prompt:
                 segments.append(Segment(self.assistant_prefix()))
@@ -92,10 +95,8 @@ class VicunaV1(ChatTemplate):
     def assistant_prefix(self) -> str:
         return "ASSISTANT:"
 
-    def render(self, conversation, add_generation_prompt=False, system=None):
-        # The answer follows "ASSISTANT:" after one space; that space belongs to the learned answer.
-        return [Segment(" " + s.text, True) if s.learned else s
-                for s in super().render(conversation, add_generation_prompt, system)]
+    #: The answer follows "ASSISTANT:" after one space; that space belongs to the learned answer.
+    answer_prefix: str = " "
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,11 @@ class Llama2Inst(ChatTemplate):
         text = text.replace(IMAGE_TOKEN, f"<Img>{IMAGE_TOKEN}</Img>")
         # Llama-2 puts the system block inside the first [INST].
         sys_block = f"<<SYS>>\n{system}\n<</SYS>>\n\n" if system else ""
-        return f"[INST] {sys_block}{text} [/INST] "
+        return f"[INST] {sys_block}{text} [/INST]"
+
+    #: MiniGPT-v2 writes "[/INST] answer"; the space goes with the learned answer, so the generation prompt
+    #: ends at "[/INST]" and a BPE tokenizer sees the same " answer" token in training and generation.
+    answer_prefix: str = " "
 
 
 @dataclass(frozen=True)

@@ -29,10 +29,8 @@ Restyle = Callable[[Conversation, str, random.Random], Conversation]
 def _restyler(style: str) -> Restyle | None:
     if style == "as_is":
         return None
-    try:
-        from vlit.data.styles import restyle
-    except ImportError as e:
-        raise VlitError(f"style: {style!r} needs vlit.data.styles, which cannot be imported ({e})") from None
+    from vlit.data.styles import restyle  # imported here: styles loads the template files
+
     return restyle
 
 

@@ -40,7 +40,10 @@ log = logging.getLogger(__name__)
 def make_accelerator(cfg: Config) -> Accelerator:
     # Text-only batches leave the connector unused; DDP must not wait for its gradients then.
     ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
-    return Accelerator(mixed_precision=cfg.train.mixed_precision, kwargs_handlers=[ddp])
+    # On a machine without an accelerator, processes started by `accelerate launch --multi_gpu` (torchrun)
+    # form a CPU (gloo) process group instead of each training alone.
+    cpu = not torch.accelerator.is_available()
+    return Accelerator(mixed_precision=cfg.train.mixed_precision, kwargs_handlers=[ddp], cpu=cpu)
 
 
 class Trainer:

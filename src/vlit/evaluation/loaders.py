@@ -1,0 +1,254 @@
+"""Benchmark loaders for LLaVA evaluation question files, ScienceQA's `problems.json` and vlit's own built
+datasets; the COCO-family formats (VQAv2, RefCOCO, COCO captions) are in `vlit.evaluation.coco`.
+
+Each returns `EvalSample`s in file order; a bad row raises naming the file and the row or field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+from vlit.config.data import PromptStyle
+from vlit.data.conversation import Conversation, Turn
+from vlit.data.formats.llava import iter_raw_rows, read_conversations, read_questions
+from vlit.data.styles import LETTERS, RenderStyle
+from vlit.data.templates import TaskRecord
+from vlit.errors import VlitError
+from vlit.evaluation.samples import (
+    EVAL_TASKS,
+    EvalSample,
+    EvalTask,
+    expect,
+    field_of,
+    image_path,
+    question_conversation,
+    read_json,
+    read_rows,
+)
+
+_OPTION_LINE = re.compile(r"^([A-Z])\. (.+)$", re.MULTILINE)
+_ANSWER_KEYS = ("answers", "answer", "label")
+
+
+# ---- LLaVA evaluation question files ----------------------------------------------------------------------
+
+def _row_references(row: dict[str, Any], where: str) -> list[Any] | None:
+    """The ground truth a row carries under `answers` (a list of texts or of `{"answer": ..}` objects, as
+    VQA files have), `answer` or `label` (POPE's label files); None when it has none."""
+    key = next((k for k in _ANSWER_KEYS if k in row), None)
+    if key is None:
+        return None
+    value = row[key]
+    if key != "answers":
+        return [expect(value, (str, int), f"{where}.{key}")]
+    items = expect(value, list, f"{where}.answers")
+    return [field_of(a, "answer", str, f"{where}.answers[{i}]") if isinstance(a, dict)
+            else expect(a, str, f"{where}.answers[{i}]") for i, a in enumerate(items)]
+
+
+def _read_answers(path: str | Path) -> dict[str, tuple[list[Any], str]]:
+    """question_id -> (references, where) from a JSON array or JSONL answers file."""
+    out: dict[str, tuple[list[Any], str]] = {}
+    for where, row in read_rows(path):
+        question_id = str(field_of(row, "question_id", (str, int), where))
+        references = _row_references(row, where)
+        if references is None:
+            raise VlitError(f"{where}: no answer (expected one of {', '.join(_ANSWER_KEYS)})")
+        if question_id in out:
+            raise VlitError(f"{where}.question_id: {question_id} repeats {out[question_id][1]}")
+        out[question_id] = (references, where)
+    return out
+
+
+def _as_letter(value: Any, options: list[str], where: str) -> str:
+    """A multiple-choice reference as a letter: "B", "(B)", or an index (1 -> "B")."""
+    if isinstance(value, int):
+        letter = LETTERS[value] if 0 <= value < len(LETTERS) else str(value)
+    else:
+        letter = value.strip("() .")
+    if letter not in LETTERS[:len(options)]:
+        raise VlitError(f"{where}: {value!r} is not the letter or index of one of the {len(options)} options")
+    return letter
+
+
+def _task_references(task: EvalTask, references: list[Any], options: list[str], where: str) -> list[Any]:
+    if task == "multiple_choice":
+        return [_as_letter(references[0], options, where)]
+    if task == "yes_no":
+        labels = [str(r).strip().lower() for r in references]
+        if labels[0] not in ("yes", "no"):
+            raise VlitError(f"{where}: expected 'yes' or 'no', got {references[0]!r}")
+        return labels[:1]
+    return [str(r) for r in references]
+
+
+def _options(row: dict[str, Any], text: str, where: str) -> list[str]:
+    """Options from the row (`options` or `choices`), else the `A. ...` lines of the question (SEED-Bench and
+    MMBench files put them there)."""
+    for key in ("options", "choices"):
+        if key in row:
+            values = expect(row[key], list, f"{where}.{key}")
+            return [expect(v, str, f"{where}.{key}[{i}]") for i, v in enumerate(values)]
+    lines = _OPTION_LINE.findall(text)
+    letters = "".join(letter for letter, _ in lines)
+    return [option for _, option in lines] if lines and LETTERS.startswith(letters) else []
+
+
+def load_llava_questions(path: str | Path, image_root: str | Path | None = None,
+                         answers: str | Path | None = None, task: EvalTask = "vqa",
+                         prompt: str | None = None) -> list[EvalSample]:
+    """A LLaVA evaluation question file (`{"question_id", "image", "text", "category"}` per line).
+
+    LLaVA's files already hold the full prompt (TextVQA's text ends with the short-answer instruction), so the
+    text is kept; `prompt` (e.g. `vlit.data.styles.SHORT_ANSWER`) is appended on its own line when the
+    text does not contain it yet. The ground truth comes from `answers` (rows keyed by `question_id` with
+    `answers`, `answer` or `label`, like POPE's label files), else from the question rows' own such keys;
+    every question needs one unless `task` is "open". For `multiple_choice` the answer is a letter or an index
+    and the options come from the row's `options`/`choices` or its `A. ...` lines.
+    """
+    if task not in EVAL_TASKS:
+        raise VlitError(f"task: {task!r} is not one of {', '.join(EVAL_TASKS)}")
+    truth = _read_answers(answers) if answers is not None else {}
+    # read_questions checks the rows; the raw rows (same order, same count) give the keys it moves to meta.
+    raws = [raw for raw in iter_raw_rows(path) if raw.error is None]
+    seen: dict[str, str] = {}
+    samples = []
+    for question, raw in zip(read_questions(path), raws, strict=True):
+        where = raw.where
+        if question.id in seen:
+            raise VlitError(f"{where}.question_id: {question.id} repeats {seen[question.id]}")
+        seen[question.id] = where
+        if answers is None:
+            references = _row_references(raw.value, where)
+        elif question.id in truth:
+            references = truth[question.id][0]
+        else:
+            raise VlitError(f"{answers}: no answer for question_id {question.id} ({where})")
+        if references is None and task != "open":
+            raise VlitError(f"{where}: no answer for a {task} question (give an answers file, or `answer`, "
+                            "`answers` or `label` in the row)")
+        text = question.turns[0].content
+        if prompt is not None and prompt not in text:
+            text = f"{text}\n{prompt}"
+        options = _options(raw.value, text, where)
+        if task == "multiple_choice" and not options:
+            raise VlitError(f"{where}: no options (expected `options`, `choices` or `A. ...` lines in text)")
+        images = [image_path(image_root, str(i)) for i in question.images]
+        meta = {k: v for k, v in question.meta.items() if k not in _ANSWER_KEYS}
+        samples.append(EvalSample(question.id, Conversation([Turn("user", text)], images, question.id), task,
+                                  _task_references(task, references or [], options, where), options, meta))
+    return samples
+
+
+# ---- ScienceQA --------------------------------------------------------------------------------------------
+
+def _scienceqa_sample(pid: str, problem: Any, where: str, image_root: str | Path | None,
+                      style: RenderStyle) -> EvalSample:
+    question = field_of(problem, "question", str, where)
+    choices = field_of(problem, "choices", list, where)
+    options = [expect(c, str, f"{where}.choices[{i}]") for i, c in enumerate(choices)]
+    answer = field_of(problem, "answer", int, where)
+    if not 0 <= answer < len(options) or len(options) > len(LETTERS):
+        raise VlitError(f"{where}.answer: {answer} is not an index of the {len(options)} choices")
+    hint = expect(problem.get("hint") or "", str, f"{where}.hint").strip()
+    image = expect(problem.get("image"), (str, type(None)), f"{where}.image")
+    split = field_of(problem, "split", str, where)
+    # LLaVA's CQM-A prompt: "Context: {hint}\n{question}" ("N/A" without a hint), then the lettered options.
+    record = TaskRecord("multiple_choice", question=f"Context: {hint or 'N/A'}\n{question}",
+                        options=tuple(options), answer_index=answer)
+    path = None if image is None else image_path(image_root, f"{split}/{pid}/{image}")
+    meta = {k: problem[k] for k in ("subject", "topic", "category", "skill", "grade") if k in problem}
+    meta.update(split=split, has_image=image is not None)
+    return EvalSample(pid, question_conversation(record, style, path, pid), "multiple_choice",
+                      [LETTERS[answer]], options, meta)
+
+
+def load_scienceqa(problems: str | Path, image_root: str | Path | None = None, split: str | None = "test",
+                   images_only: bool = False, style: RenderStyle = "llava15") -> list[EvalSample]:
+    """ScienceQA's `problems.json` (`{pid: {question, choices, answer, hint, image, split, ...}}`); images at
+    `<image_root>/<split>/<pid>/<image>`. `split=None` keeps every split; `images_only` keeps the questions
+    with an image (the ScienceQA-IMG subset the papers report). In the default style the prompt is LLaVA's:
+    `Context: ..\\n<question>\\nA. ..\\nB. ..\\nAnswer with the option's letter from the given choices
+    directly.`"""
+    data = read_json(problems)
+    if not isinstance(data, dict):
+        raise VlitError(f"{problems}: expected an object of problems keyed by id, got {type(data).__name__}")
+    samples = []
+    for pid, problem in data.items():
+        where = f"{problems}[{pid}]"
+        if split is not None and field_of(problem, "split", str, where) != split:
+            continue
+        if images_only and not problem.get("image"):
+            continue
+        samples.append(_scienceqa_sample(pid, problem, where, image_root, style))
+    if not samples:
+        which = " with an image" if images_only else ""
+        raise VlitError(f"{problems}: no problem{which} in split {split!r}")
+    return samples
+
+
+# ---- vlit's own built datasets ----------------------------------------------------------------------------
+
+_EVAL_TASK_OF: dict[str, EvalTask] = {
+    "caption": "caption", "vqa": "vqa", "counting": "vqa", "spatial": "vqa", "identify": "vqa",
+    "dialogue": "vqa", "yes_no": "yes_no", "multiple_choice": "multiple_choice",
+    "classification": "classification", "refer": "refer",
+}
+"""Task type of a record -> the metric that scores it (dialogue: the last round's answer)."""
+
+
+def _built_sample(row: Conversation, record: TaskRecord, task: EvalTask, style: PromptStyle,
+                  seed: int) -> EvalSample:
+    image = row.images[0] if row.images else None
+    if style == "as_is":
+        last = max(i for i, t in enumerate(row.turns) if t.role == "user")
+        conversation = Conversation(row.turns[:last + 1], list(row.images), row.id)
+    else:
+        conversation = question_conversation(record, style, image, row.id, seed)
+    meta: dict[str, Any] = {"task_type": record.type}
+    if "dataset" in row.meta:
+        meta["dataset"] = row.meta["dataset"]
+    references: list[Any] = list(record.answers)
+    if record.type == "dialogue":
+        references = [record.dialogue[-1][1]]
+    elif task == "multiple_choice":
+        references = [LETTERS[record.answer_index]]
+    elif task == "refer":
+        references = [tuple(b) for b in record.boxes]
+        meta["image_size"] = tuple(record.image_size)
+    return EvalSample(row.id, conversation, task, references, list(record.options), meta)
+
+
+def load_vlit_dataset(path: str | Path, image_root: str | Path | None = None, style: PromptStyle = "as_is",
+                      types: Collection[str] | None = None, seed: int = 0) -> list[EvalSample]:
+    """A vlit-built LLaVA JSON (rows with `meta["task"]`, see `vlit.data.templates`); the record's type
+    decides the metric. Images are relative to `image_root` (default: the file's folder, as the build writes
+    them).
+
+    `as_is` asks the question the row holds (its turns before the last answer); another style re-renders the
+    record. `types` keeps only rows of those task types; without it, a row of a type vlit cannot score
+    (question_generation, detection, grounded_caption) raises.
+    """
+    path = Path(path)
+    root = Path(image_root) if image_root is not None else path.parent
+    samples = []
+    for index, row in enumerate(read_conversations(path)):
+        where = f"{path}[{index}]"
+        if "task" not in row.meta:
+            raise VlitError(f"{where}.task: missing (a vlit-built row carries its task record)")
+        try:
+            record = TaskRecord.from_dict(row.meta["task"])
+        except VlitError as e:
+            raise VlitError(f"{where}: {e}") from None
+        if types is not None and record.type not in types:
+            continue
+        if record.type not in _EVAL_TASK_OF:
+            raise VlitError(f"{where}.task.type: vlit has no metric for {record.type!r} rows; pass `types` "
+                            "to select the others")
+        row_id = row.id if row.id is not None else str(index)
+        row = Conversation(row.turns, [image_path(root, str(i)) for i in row.images], row_id, row.meta)
+        samples.append(_built_sample(row, record, _EVAL_TASK_OF[record.type], style, seed))
+    return samples

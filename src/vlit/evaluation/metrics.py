@@ -1,0 +1,180 @@
+"""Benchmark metrics: per-answer scores and the per-task metric functions `metric_for` hands the runner.
+
+Every task metric is `(predictions, samples) -> dict[str, float]`, predictions being the model's text for each
+sample, in order (generated, or the chosen candidate when ranking). Values are fractions as the reference
+implementations return them (accuracy 0..1); papers print them times 100.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+
+from vlit.data.boxes import iou
+from vlit.data.styles import LETTERS
+from vlit.errors import VlitError
+from vlit.evaluation.captioning import caption_scores
+from vlit.evaluation.extract import extract_box, extract_choice, extract_option, pope_answer
+from vlit.evaluation.normalize import clean_whitespace, normalize_answer
+from vlit.evaluation.samples import EvalSample, EvalTask
+
+Metric = Callable[[Sequence[str], Sequence[EvalSample]], dict[str, float]]
+IOU_THRESHOLD = 0.5
+
+
+# ---- per-answer scores ------------------------------------------------------------------------------------
+
+def vqa_accuracy(prediction: str, answers: Sequence[str]) -> float:
+    """The VQA accuracy of one answer against the human answers: for each of the leave-one-out subsets of the
+    answers (10 for VQAv2), min(#answers in the subset equal to the prediction / 3, 1); then the mean.
+
+    Both sides are normalised (`normalize_answer`). The official tool skips the normalisation when all the
+    human answers are identical (comparing lower-cased text only); LLaVA and lmms-eval normalise the
+    prediction before scoring, which is what normalising both sides gives, so "Yes." scores against ten
+    "yes". With a single reference there is nothing to leave out: the score is 1.0 on a match, else 0.0.
+    """
+    if not answers:
+        raise VlitError("vqa accuracy: no reference answers")
+    said = normalize_answer(prediction)
+    matches = [normalize_answer(a) == said for a in answers]
+    if len(matches) == 1:
+        return float(matches[0])
+    total = sum(matches)
+    # Leaving out answer i keeps every match but its own; each subset has len - 1 answers.
+    return sum(min(1.0, (total - m) / 3) for m in matches) / len(matches)
+
+
+def exact_match(prediction: str, references: Sequence[str]) -> float:
+    """1.0 when the prediction equals one of the references after the VQA normalisation, else 0.0."""
+    said = normalize_answer(prediction)
+    return float(any(normalize_answer(r) == said for r in references))
+
+
+def yes_no_scores(predicted: Sequence[str], truth: Sequence[str]) -> dict[str, float]:
+    """POPE's scores with "yes" as the positive class: precision, recall, F1, accuracy and the ratio of "yes"
+    answers (POPE reports it to expose models that say yes to everything). Empty denominators give 0.0."""
+    pairs = list(zip(predicted, truth, strict=True))
+    tp = sum(p == "yes" and t == "yes" for p, t in pairs)
+    fp = sum(p == "yes" and t == "no" for p, t in pairs)
+    fn = sum(p == "no" and t == "yes" for p, t in pairs)
+    tn = sum(p == "no" and t == "no" for p, t in pairs)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"accuracy": (tp + tn) / len(pairs), "precision": precision, "recall": recall, "f1": f1,
+            "yes_ratio": (tp + fp) / len(pairs)}
+
+
+# ---- task metrics -----------------------------------------------------------------------------------------
+
+def _check(predictions: Sequence[str], samples: Sequence[EvalSample], task: str) -> None:
+    if len(predictions) != len(samples):
+        raise VlitError(f"{task} metric: {len(predictions)} predictions for {len(samples)} samples")
+    if not samples:
+        raise VlitError(f"{task} metric: no samples to score")
+    for sample in samples:
+        if not sample.references:
+            raise VlitError(f"sample {sample.id}: no reference to score {task} against")
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)
+
+
+def vqa_metrics(predictions: Sequence[str], samples: Sequence[EvalSample]) -> dict[str, float]:
+    """`vqa_accuracy` and `exact_match`, plus `vqa_accuracy:<answer type>` when samples carry
+    `meta["answer_type"]` (VQAv2's yes/no, number, other), as the official tool reports them."""
+    _check(predictions, samples, "vqa")
+    pairs = list(zip(predictions, samples, strict=True))
+    scores = [vqa_accuracy(p, s.references) for p, s in pairs]
+    matched = [exact_match(p, s.references) for p, s in pairs]
+    out = {"vqa_accuracy": _mean(scores), "exact_match": _mean(matched)}
+    by_type: dict[str, list[float]] = defaultdict(list)
+    for score, sample in zip(scores, samples, strict=True):
+        if "answer_type" in sample.meta:
+            by_type[str(sample.meta["answer_type"])].append(score)
+    out.update({f"vqa_accuracy:{kind}": _mean(values) for kind, values in sorted(by_type.items())})
+    return out
+
+
+def multiple_choice_metrics(predictions: Sequence[str], samples: Sequence[EvalSample]) -> dict[str, float]:
+    """`accuracy` of the extracted choice against the reference letter, and `unparsed`: the fraction of
+    answers from which no choice could be read (they count as wrong)."""
+    _check(predictions, samples, "multiple_choice")
+    correct, unparsed = [], []
+    for prediction, sample in zip(predictions, samples, strict=True):
+        if not sample.candidates:
+            raise VlitError(f"sample {sample.id}: a multiple-choice sample needs its options (candidates)")
+        index = extract_choice(prediction, sample.candidates)
+        unparsed.append(index is None)
+        correct.append(index is not None and LETTERS[index] == sample.references[0])
+    return {"accuracy": _mean(correct), "unparsed": _mean(unparsed)}
+
+
+def classification_metrics(predictions: Sequence[str], samples: Sequence[EvalSample]) -> dict[str, float]:
+    """`accuracy`: the label the answer names (one of `candidates`, read from free text) is a reference label
+    after the VQA normalisation; without candidates the whole answer must be one. `unparsed`: the fraction of
+    answers naming no candidate (or several) where there are candidates."""
+    _check(predictions, samples, "classification")
+    correct, unparsed = [], []
+    for prediction, sample in zip(predictions, samples, strict=True):
+        index = extract_option(prediction, sample.candidates) if sample.candidates else None
+        label = prediction if not sample.candidates else "" if index is None else sample.candidates[index]
+        unparsed.append(bool(sample.candidates) and index is None)
+        correct.append(bool(label) and exact_match(label, sample.references) == 1.0)
+    return {"accuracy": _mean(correct), "unparsed": _mean(unparsed)}
+
+
+def yes_no_metrics(predictions: Sequence[str], samples: Sequence[EvalSample]) -> dict[str, float]:
+    """POPE: answers read with `pope_answer`, references "yes"/"no"; see `yes_no_scores`."""
+    _check(predictions, samples, "yes_no")
+    truth = []
+    for sample in samples:
+        label = clean_whitespace(str(sample.references[0])).lower()
+        if label not in ("yes", "no"):
+            raise VlitError(f"sample {sample.id}: references: expected 'yes' or 'no', got {label!r}")
+        truth.append(label)
+    return yes_no_scores([pope_answer(p) for p in predictions], truth)
+
+
+def refer_metrics(predictions: Sequence[str], samples: Sequence[EvalSample]) -> dict[str, float]:
+    """Referring expressions: `accuracy` (IoU > 0.5 with the target box, MiniGPT-v2's rule), `mean_iou`, and
+    `unparsed` (answers holding no box; IoU 0). Boxes are compared in pixels of the original image."""
+    _check(predictions, samples, "refer")
+    ious, unparsed = [], []
+    for prediction, sample in zip(predictions, samples, strict=True):
+        size = sample.meta.get("image_size")
+        if size is None:
+            raise VlitError(f"sample {sample.id}: meta.image_size: needed to read a predicted box")
+        box = extract_box(prediction, size)
+        unparsed.append(box is None)
+        ious.append(0.0 if box is None else max(iou(box, ref) for ref in sample.references))
+    return {"accuracy": _mean([v > IOU_THRESHOLD for v in ious]), "mean_iou": _mean(ious),
+            "unparsed": _mean(unparsed)}
+
+
+def caption_metrics(predictions: Sequence[str], samples: Sequence[EvalSample]) -> dict[str, float]:
+    """BLEU-1..4 and CIDEr-D with coco-caption's tokenizer (`caption_scores`)."""
+    _check(predictions, samples, "caption")
+    return caption_scores(predictions, [[str(r) for r in s.references] for s in samples])
+
+
+def metric_for(task: EvalTask) -> Metric:
+    """The metric that scores samples of `task`."""
+    if task == "vqa":
+        return vqa_metrics
+    elif task == "multiple_choice":
+        return multiple_choice_metrics
+    elif task == "classification":
+        return classification_metrics
+    elif task == "yes_no":
+        return yes_no_metrics
+    elif task == "refer":
+        return refer_metrics
+    elif task == "caption":
+        return caption_metrics
+    elif task == "open":
+        raise VlitError("task 'open': free answers (LLaVA-Bench, MM-Vet) are judged by a person or a model; "
+                        "vlit generates them but has no automatic metric")
+    raise VlitError(f"task {task!r}: no metric (known: vqa, multiple_choice, classification, yes_no, refer, "
+                    "caption)")

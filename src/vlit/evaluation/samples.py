@@ -1,0 +1,139 @@
+"""`EvalSample`: one benchmark question with its ground truth, what every loader returns and every metric
+reads; plus the helpers loaders share (JSON reading with file/row errors, image paths, prompt rendering)."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from PIL import Image, UnidentifiedImageError
+
+from vlit.data.conversation import Conversation
+from vlit.data.images import resolve_image_path
+from vlit.data.styles import RenderStyle, render
+from vlit.data.templates import TaskRecord
+from vlit.data.transforms import Box
+from vlit.errors import VlitError
+
+EvalTask = Literal["vqa", "multiple_choice", "classification", "yes_no", "caption", "refer", "open"]
+"""Which metric scores a sample: `vqa` (VQA accuracy and normalised exact match), `multiple_choice` (letter
+or option extraction), `classification` (label accuracy), `yes_no` (POPE precision/recall/F1), `caption`
+(CIDEr-D, BLEU), `refer` (accuracy at IoU > 0.5, mean IoU), `open` (free answers judged by a person or a
+model, e.g. LLaVA-Bench: generated, not scored here)."""
+EVAL_TASKS: tuple[str, ...] = get_args(EvalTask)
+
+
+@dataclass
+class EvalSample:
+    """One question of a benchmark.
+
+    `conversation` is the question alone: one user turn (with `<image>` when there is an image; image paths
+    already joined with the benchmark's image root), no answer. `references` by task:
+
+    - vqa: the acceptable answers (VQAv2: the 10 human answers, duplicates kept: they count);
+    - multiple_choice: one letter, the right option's ("B"); `candidates` are the option texts in order;
+    - classification: the right label(s); `candidates` the label set (empty: free-form labels);
+    - yes_no: "yes" or "no";
+    - caption: the reference captions;
+    - refer: the target box(es) `(x1, y1, x2, y2)` in pixels of the image; `meta["image_size"]` is
+      `(width, height)`, needed to read a predicted box on MiniGPT-v2's 0..100 grid or in 0..1 units;
+    - open: whatever reference answers the file gives (may be empty).
+    """
+
+    id: str
+    conversation: Conversation
+    task: EvalTask
+    references: list[str] | list[Box]
+    candidates: list[str] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.task not in EVAL_TASKS:
+            raise VlitError(f"sample {self.id}: task {self.task!r} is not one of {', '.join(EVAL_TASKS)}")
+
+
+# ---- helpers shared by the loaders ------------------------------------------------------------------------
+
+def read_json(path: str | Path) -> Any:
+    """A whole JSON file; a missing file or bad JSON raises naming the file (and line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise VlitError(f"{path}: no such file")
+    try:
+        return json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as e:
+        raise VlitError(f"{path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
+    except UnicodeDecodeError as e:
+        raise VlitError(f"{path}: not UTF-8 text (byte {e.start})") from None
+
+
+def read_rows(path: str | Path) -> list[tuple[str, Any]]:
+    """(where, row) of a JSON array or a JSONL file, told apart by the content, not the suffix: POPE's label
+    files, for one, are JSONL named `.json`. `where` is `file[index]` or `file:line`."""
+    path = Path(path)
+    if not path.is_file():
+        raise VlitError(f"{path}: no such file")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise VlitError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    if text.lstrip().startswith("["):
+        return [(f"{path}[{i}]", row) for i, row in enumerate(read_json(path))]
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append((f"{path}:{number}", json.loads(line)))
+            except json.JSONDecodeError as e:
+                raise VlitError(f"{path}:{number}: invalid JSON: {e.msg} (column {e.colno})") from None
+    return rows
+
+
+def expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
+    """`value` if it is a `kind` (bools are not numbers), else VlitError naming `where`."""
+    if isinstance(value, kind) and not (isinstance(value, bool) and bool not in _types(kind)):
+        return value
+    names = " or ".join(t.__name__ for t in _types(kind))
+    raise VlitError(f"{where}: expected {names}, got {json.dumps(value, ensure_ascii=False)[:60]}")
+
+
+def _types(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def field_of(row: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    """`row[key]` checked to be a `kind`; a missing key or a row that is no object raises naming both."""
+    if not isinstance(row, dict):
+        raise VlitError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    if key not in row:
+        raise VlitError(f"{where}.{key}: missing")
+    return expect(row[key], kind, f"{where}.{key}")
+
+
+def image_path(root: str | Path | None, ref: str) -> str:
+    """The image reference as the conversation carries it: joined with the benchmark's image root."""
+    return resolve_image_path(ref, None if root is None else Path(root)).as_posix()
+
+
+def image_size(path: str, where: str) -> tuple[int, int]:
+    """(width, height) from the image file's header (no pixels decoded)."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except FileNotFoundError:
+        raise VlitError(f"{where}: image {path}: no such file (its size is needed to read predicted boxes; "
+                        "give width and height in the row or fix the image root)") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise VlitError(f"{where}: image {path}: cannot read its size ({e})") from None
+
+
+def question_conversation(record: TaskRecord, style: RenderStyle, image: str | None, sample_id: str,
+                          seed: int = 0) -> Conversation:
+    """The record asked in `style` (via `vlit.data.styles`, the same prompts training uses), answer dropped:
+    the user turns up to the last one. InstructBLIP templates are drawn with an rng seeded by (seed, id), so
+    a benchmark's prompts do not change between runs."""
+    turns = render(record, style, random.Random(f"{seed}:{sample_id}"), image=image is not None)
+    return Conversation(turns[:-1], [] if image is None else [image], sample_id)

@@ -1,0 +1,37 @@
+"""Inference: batched, streamed and multi-turn generation, ranked answers, grounding."""
+
+from vlit.inference.features import FeatureCache, image_key
+from vlit.inference.grounding import (
+    GroundedBox,
+    draw_grounding,
+    format_grounding,
+    parse_grounding,
+    save_grounding,
+)
+from vlit.inference.pipeline import GenerationOptions, Pipeline
+from vlit.inference.ranking import (
+    RankResult,
+    candidate_ids,
+    rank,
+    rank_letters,
+    score_full,
+    tokenize_candidates,
+)
+
+__all__ = [
+    "FeatureCache",
+    "GenerationOptions",
+    "GroundedBox",
+    "Pipeline",
+    "RankResult",
+    "candidate_ids",
+    "draw_grounding",
+    "format_grounding",
+    "image_key",
+    "parse_grounding",
+    "rank",
+    "rank_letters",
+    "save_grounding",
+    "score_full",
+    "tokenize_candidates",
+]

@@ -1,0 +1,304 @@
+"""The inference pipeline: conversations in, answers out (batched, streamed, multi-turn).
+
+Prompts are left-padded so every one ends at the last position; transformers derives position ids from the
+attention mask, so a padded prompt sees exactly the positions it would see alone and batched greedy output is
+token-identical to one-at-a-time output. Vision features come from a per-pipeline `FeatureCache`, so later
+turns of a chat never re-encode their image.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import torch
+from transformers import StoppingCriteria, StoppingCriteriaList, StopStringCriteria, TextIteratorStreamer
+
+from vlit.data.conversation import Conversation
+from vlit.data.processor import Processor
+from vlit.errors import VlitError
+from vlit.inference.features import FeatureCache
+from vlit.inference.ranking import Normalize, RankResult, rank, rank_letters, require_user_turn_last
+from vlit.models.vlm import VisionLanguageModel
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """How to decode. Greedy by default; `do_sample` uses `temperature` and `top_p`; `num_beams` > 1 is beam
+    search. `stop` strings end an answer (the chat template's end-of-turn strings always do)."""
+
+    max_new_tokens: int = 256
+    min_new_tokens: int = 0
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    num_beams: int = 1
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stop", tuple(self.stop))
+        if self.max_new_tokens < 1:
+            raise VlitError(f"max_new_tokens: must be >= 1, got {self.max_new_tokens}")
+        if not 0 <= self.min_new_tokens <= self.max_new_tokens:
+            raise VlitError(f"min_new_tokens: must be in 0..max_new_tokens, got {self.min_new_tokens}")
+        if self.temperature <= 0:
+            raise VlitError(f"temperature: must be > 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise VlitError(f"top_p: must be in (0, 1], got {self.top_p}")
+        if self.num_beams < 1:
+            raise VlitError(f"num_beams: must be >= 1, got {self.num_beams}")
+        if not self.do_sample and (self.temperature != 1.0 or self.top_p != 1.0):
+            raise VlitError("temperature, top_p: only used when sampling; pass do_sample=True")
+        if any(not s for s in self.stop):
+            raise VlitError("stop: stop strings must not be empty")
+
+    @classmethod
+    def make(cls, **options) -> GenerationOptions:
+        """Options from keyword arguments; an unknown name is a VlitError naming it."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise VlitError(f"generation option {unknown[0]!r} unknown (have: {', '.join(sorted(known))})")
+        return cls(**options)
+
+    def generate_kwargs(self) -> dict:
+        """The keyword arguments of transformers' `generate` (stop strings are added by the pipeline)."""
+        kwargs = {"max_new_tokens": self.max_new_tokens, "min_new_tokens": self.min_new_tokens,
+                  "do_sample": self.do_sample, "num_beams": self.num_beams}
+        if self.do_sample:
+            kwargs |= {"temperature": self.temperature, "top_p": self.top_p}
+        else:
+            # The LLM's own generation config may carry sampling defaults; greedy must not warn about them.
+            kwargs |= {"temperature": None, "top_p": None, "top_k": None}
+        return kwargs
+
+
+def cut_at_stop(text: str, stops: tuple[str, ...]) -> str:
+    """`text` up to the first occurrence of any stop string."""
+    cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=len(text))
+    return text[:cut]
+
+
+class StopCutter:
+    """Streams text while cutting it at the first stop string: a tail that may be the start of a stop string
+    is held back until the next chunk decides; leading and trailing whitespace is dropped, as `chat` does."""
+
+    def __init__(self, stops: tuple[str, ...]):
+        self.stops = stops
+        self.buffer = ""
+        self.started = False
+        self.stopped = False
+
+    def feed(self, chunk: str) -> str:
+        if self.stopped:
+            return ""
+        self.buffer += chunk
+        cut = cut_at_stop(self.buffer, self.stops)
+        if len(cut) < len(self.buffer):
+            self.stopped, self.buffer = True, ""
+            return self._emit(cut.rstrip())
+        ends = self.buffer.endswith
+        keep = max((k for s in self.stops for k in range(1, len(s)) if ends(s[:k])), default=0)
+        # Trailing whitespace waits too: it is dropped if nothing follows.
+        emit = self.buffer[: len(self.buffer) - keep].rstrip()
+        self.buffer = self.buffer[len(emit):]
+        return self._emit(emit)
+
+    def finish(self) -> str:
+        rest, self.buffer = ("" if self.stopped else self.buffer.rstrip()), ""
+        return self._emit(rest)
+
+    def _emit(self, text: str) -> str:
+        if not self.started:
+            text = text.lstrip()
+            self.started = bool(text)
+        return text
+
+
+class Cancel(StoppingCriteria):
+    """Stops generation once `event` is set (from another thread)."""
+
+    def __init__(self):
+        self.event = threading.Event()
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
+        stop = self.event.is_set()
+        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+
+
+class Pipeline:
+    """Answers conversations with a VisionLanguageModel (put in eval mode)."""
+
+    def __init__(self, model: VisionLanguageModel, processor: Processor, feature_cache_size: int = 32):
+        self.model = model.eval()
+        self.processor = processor
+        self.features = FeatureCache(model, processor, feature_cache_size)
+        self._stop_criteria: dict[tuple[str, ...], StopStringCriteria] = {}
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, device: str | torch.device | None = None,
+                        dtype: str | torch.dtype | None = None) -> Pipeline:
+        """Load a checkpoint folder written by `save_model`; `dtype` casts the whole model (e.g. bfloat16)."""
+        from vlit.models.saving import load_model
+
+        if isinstance(dtype, str):
+            if dtype not in DTYPES:
+                raise VlitError(f"dtype: {dtype!r} unknown (have: {', '.join(DTYPES)})")
+            dtype = DTYPES[dtype]
+        device = _device(device)
+        model, processor = load_model(folder)
+        return cls(model.to(device=device, dtype=dtype), processor)
+
+    @property
+    def tokenizer(self):
+        return self.processor.tokenizer
+
+    def stop_strings(self, options: GenerationOptions) -> tuple[str, ...]:
+        """The caller's stop strings, the template's and the tokenizer's eos, without repeats."""
+        stops = (*options.stop, *self.processor.template.stop_strings, self.tokenizer.eos_token or "")
+        return tuple(dict.fromkeys(s for s in stops if s))
+
+    def inputs(self, conversations: list[Conversation]) -> dict:
+        """Left-padded generation inputs on the model's device, images as (cached) features."""
+        for c in conversations:
+            require_user_turn_last(c, "generate an answer")
+        examples = [self.processor.encode(c, add_generation_prompt=True) for c in conversations]
+        batch = self.processor.collate(examples, padding_side="left", with_pixels=False)
+        device = self.model.device
+        instruction = batch["instruction"]
+        if instruction is not None:
+            instruction = type(instruction)(instruction.ids.to(device), instruction.mask.to(device))
+        return {"input_ids": batch["input_ids"].to(device),
+                "attention_mask": batch["attention_mask"].to(device),
+                "image_features": self.features.features(batch["images"]),
+                "instruction": instruction}
+
+    def _generate_kwargs(self, options: GenerationOptions) -> dict:
+        return {**options.generate_kwargs(),
+                "stopping_criteria": StoppingCriteriaList([self._stops(options)])}
+
+    def _stops(self, options: GenerationOptions) -> StopStringCriteria:
+        """transformers' stop-string criterion, built once per set of stop strings: building it scans the
+        whole vocabulary (about half a second), and `generate(stop_strings=...)` rebuilds it every call."""
+        stops = self.stop_strings(options)
+        if stops not in self._stop_criteria:
+            if len(self._stop_criteria) >= 8:
+                self._stop_criteria.pop(next(iter(self._stop_criteria)))
+            self._stop_criteria[stops] = StopStringCriteria(self.tokenizer, list(stops))
+        return self._stop_criteria[stops]
+
+    def generate_ids(self, conversations: list[Conversation], **generation) -> list[list[int]]:
+        """The new token ids of each answer, up to (without) its end-of-sequence token; one batched call."""
+        options = GenerationOptions.make(**generation)
+        if not conversations:
+            return []
+        inputs = self.inputs(conversations)
+        with _seeded(options.seed):
+            out = self.model.generate(**inputs, **self._generate_kwargs(options))
+        return [self._trim(row) for row in out.tolist()]
+
+    def _trim(self, ids: list[int]) -> list[int]:
+        eos = self.model.llm.generation_config.eos_token_id
+        eos = {eos} if isinstance(eos, int) else set(eos or [])
+        cut = next((i for i, t in enumerate(ids) if t in eos), len(ids))
+        ids = ids[:cut]
+        pad = self.tokenizer.pad_token_id
+        while ids and ids[-1] == pad:  # rows that stopped early on a stop string are padded to the longest
+            ids.pop()
+        return ids
+
+    def decode(self, ids: list[int], options: GenerationOptions | None = None) -> str:
+        """Answer text: decoded, cut at the first stop string, stripped."""
+        text = self.tokenizer.decode(ids, skip_special_tokens=False)
+        return cut_at_stop(text, self.stop_strings(options or GenerationOptions())).strip()
+
+    def generate(self, conversations: list[Conversation], **generation) -> list[str]:
+        """One answer per conversation, generated as one left-padded batch."""
+        options = GenerationOptions.make(**generation)
+        return [self.decode(ids, options) for ids in self.generate_ids(conversations, **generation)]
+
+    def chat(self, conversation: Conversation, **generation) -> str:
+        """The assistant's next answer to a conversation that ends with a user turn."""
+        return self.generate([conversation], **generation)[0]
+
+    def stream(self, conversation: Conversation, **generation) -> Iterator[str]:
+        """The next answer as text pieces while it is generated (greedy or sampling, not beam search);
+        joined, the pieces equal `chat`'s answer. Generation runs in a thread and stops as soon as the
+        caller stops iterating (e.g. a client that went away)."""
+        options = GenerationOptions.make(**generation)
+        if options.num_beams > 1:
+            raise VlitError("num_beams: streaming shows one sequence; beam search cannot stream")
+        inputs = self.inputs([conversation])
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=False)
+        kwargs = self._generate_kwargs(options)
+        cancel = Cancel()
+        kwargs["stopping_criteria"].append(cancel)
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with _seeded(options.seed):
+                    self.model.generate(**inputs, **kwargs, streamer=streamer)
+            except BaseException as e:  # re-raised in the caller's thread, which would otherwise wait forever
+                failure.append(e)
+                streamer.end()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        cutter = StopCutter(self.stop_strings(options))
+        try:
+            for chunk in streamer:
+                if piece := cutter.feed(chunk):
+                    yield piece
+        finally:
+            cancel.event.set()
+            thread.join()
+        if failure:
+            raise failure[0]
+        if rest := cutter.finish():
+            yield rest
+
+    def rank(self, conversation: Conversation, candidates: list[str], normalize: Normalize = "sum",
+             include_end: bool = True) -> RankResult:
+        """Candidate answers scored by log-likelihood (see `vlit.inference.ranking.rank`)."""
+        features = self.features.features(conversation.images)
+        return rank(self.model, self.processor, conversation, candidates, normalize, include_end, features)
+
+    def rank_letters(self, conversation: Conversation,
+                     letters: tuple[str, ...] = ("A", "B", "C", "D")) -> RankResult:
+        """Option letters scored by the next-token distribution (`vlit.inference.ranking.rank_letters`)."""
+        return rank_letters(self.model, self.processor, conversation, letters,
+                            self.features.features(conversation.images))
+
+
+def _device(device: str | torch.device | None) -> torch.device | None:
+    """A device the model can move to, or a VlitError naming it."""
+    if device is None:
+        return None
+    try:
+        device = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise VlitError(f"device: {str(device)!r} is not a device (e.g. cpu, cuda, cuda:1, mps)") from None
+    try:
+        torch.empty(0, device=device)  # backends not built in or absent fail here with assorted errors
+    except (AssertionError, RuntimeError):
+        raise VlitError(f"device: {device} is not available on this machine") from None
+    return device
+
+
+@contextmanager
+def _seeded(seed: int | None) -> Iterator[None]:
+    """Seed sampling without touching the caller's global RNG state."""
+    if seed is None:
+        yield
+        return
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
