@@ -18,10 +18,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "quickstart": ("vlit.quickstart:main", "build the default model and show what it does"),
     "train": ("vlit.training.cli:main", "train a recipe's stages (Accelerate: 1 process to many GPUs)"),
     "info": ("vlit.models.cli:info_main", "parameters per part, visual tokens and prompt of a config"),
+    "eval": ("vlit.evaluation.cli:main", "score checkpoints on benchmarks (held-in / held-out table)"),
     "export": ("vlit.models.cli:export_main", "export a checkpoint to a Hugging Face LLaVA folder"),
     "data": ("vlit.data.cli:main", "validate, inspect and build instruction datasets"),
     "ask": ("vlit.inference.cli:ask_main", "answer one question about an image (or rank candidate answers)"),
     "chat": ("vlit.inference.cli:chat_main", "chat about an image in the terminal, streaming the answers"),
+    "serve": ("vlit.serving.cli:serve_main", "serve a checkpoint through an OpenAI-compatible API"),
+    "demo": ("vlit.serving.cli:demo_main", "a web page (Gradio) to chat with a checkpoint and see its boxes"),
 }
 
 

@@ -55,11 +55,20 @@ def test_processor_rejects_marker_image_mismatch(debug_model, red_image):
 
 def test_forward_loss_is_mean_token_loss_on_labels(debug_model, red_image):
     model, processor = debug_model
-    batch = processor([Conversation.single("What colour?", "Red.", image=red_image)])
-    out = model(**_inputs(batch), labels=batch["labels"])
-    logits, labels = out.logits[0, :-1], batch["labels"][0, 1:]
-    manual = torch.nn.functional.cross_entropy(logits[labels != -100], labels[labels != -100])
-    torch.testing.assert_close(out.loss, manual)
+    convs = [Conversation.single("What colour?", "Red.", image=red_image),
+             Conversation.single("A much longer question about the picture, with more words?", "A square.")]
+    losses = []
+    for side in ("right", "left"):
+        batch = processor.collate([processor.encode(c) for c in convs], side)
+        out = model(**_inputs(batch), labels=batch["labels"])
+        full = model(**_inputs(batch)).logits  # no labels: every position's logits
+        logits, labels = full[:, :-1].reshape(-1, full.shape[-1]), batch["labels"][:, 1:].reshape(-1)
+        manual = torch.nn.functional.cross_entropy(logits[labels != -100], labels[labels != -100])
+        torch.testing.assert_close(out.loss, manual)
+        # Only the window from the first learned position on gets logits; the loss is the same.
+        assert out.logits.shape[1] < full.shape[1]
+        losses.append(out.loss)
+    torch.testing.assert_close(losses[0], losses[1], atol=1e-5, rtol=0)
 
 
 def test_generate_returns_new_tokens_and_never_the_placeholder(debug_model, red_image):

@@ -11,9 +11,7 @@ from vlit.data.images import load_image
 from vlit.errors import VlitError
 from vlit.inference.grounding import GroundedBox, parse_grounding, save_grounding
 from vlit.inference.pipeline import Pipeline
-
-TASKS = ("refer", "grounding", "identify", "detection", "vqa", "caption")
-"""MiniGPT-v2's task identifiers, prepended to a question as `[task]`."""
+from vlit.inference.tasks import TASKS, with_task
 
 CHAT_HELP = """commands:
   /image PATH   use this image (starts a new conversation)
@@ -21,10 +19,6 @@ CHAT_HELP = """commands:
                 (refer, grounding, identify, detection, vqa, caption; none to stop)
   /reset        forget the conversation (the image stays)
   /quit         leave (so does end of input)"""
-
-
-def with_task(question: str, task: str | None) -> str:
-    return f"[{task}] {question}" if task else question
 
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:

@@ -135,9 +135,12 @@ class Cancel(StoppingCriteria):
 class Pipeline:
     """Answers conversations with a VisionLanguageModel (put in eval mode)."""
 
-    def __init__(self, model: VisionLanguageModel, processor: Processor, feature_cache_size: int = 32):
+    def __init__(self, model: VisionLanguageModel, processor: Processor, feature_cache_size: int = 32,
+                 meta: dict | None = None):
         self.model = model.eval()
         self.processor = processor
+        #: What the checkpoint recorded about its training (e.g. `prompt_style`, `trained_parts`).
+        self.meta = dict(meta or {})
         self.features = FeatureCache(model, processor, feature_cache_size)
         self._stop_criteria: dict[tuple[str, ...], StopStringCriteria] = {}
 
@@ -145,7 +148,7 @@ class Pipeline:
     def from_pretrained(cls, folder: str | Path, device: str | torch.device | None = None,
                         dtype: str | torch.dtype | None = None) -> Pipeline:
         """Load a checkpoint folder written by `save_model`; `dtype` casts the whole model (e.g. bfloat16)."""
-        from vlit.models.saving import load_model
+        from vlit.models.saving import load_model, read_checkpoint_config
 
         if isinstance(dtype, str):
             if dtype not in DTYPES:
@@ -153,7 +156,7 @@ class Pipeline:
             dtype = DTYPES[dtype]
         device = _device(device)
         model, processor = load_model(folder)
-        return cls(model.to(device=device, dtype=dtype), processor)
+        return cls(model.to(device=device, dtype=dtype), processor, meta=read_checkpoint_config(folder)[1])
 
     @property
     def tokenizer(self):

@@ -7,12 +7,15 @@ module scatters the connector's tokens into those positions (`embed_multimodal`)
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from vlit.config import ModelConfig
+from vlit.data.processor import IGNORE_INDEX
 from vlit.errors import VlitError
 from vlit.models.connectors import Connector, Instruction
 from vlit.models.vision import VisionEncoder
@@ -76,9 +79,28 @@ class VisionLanguageModel(nn.Module):
                 labels: torch.Tensor | None = None, pixel_values: torch.Tensor | None = None,
                 image_features: torch.Tensor | None = None, instruction: Instruction | None = None,
                 **llm_kwargs) -> CausalLMOutputWithPast:
-        """Logits float[B, L, V]; with `labels` (-100 where not learned) also the LLM's mean token loss."""
+        """Logits float[B, L, V]; with `labels` (-100 where not learned) also the LLM's mean token loss.
+
+        With labels, logits are only computed from the position before the batch's first learned token on
+        (`logits_to_keep`): prompts and images are most of a sequence, and the vocabulary projection of
+        every prompt position would be wasted work. The loss is the same.
+        """
         embeds = self.embed_multimodal(input_ids, pixel_values, image_features, instruction)
+        if attention_mask is not None and "position_ids" not in llm_kwargs:
+            # Positions count real tokens only, so left and right padding give the same result.
+            llm_kwargs["position_ids"] = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        if labels is not None and "logits_to_keep" not in llm_kwargs and self._keeps_logits:
+            learned = (labels != IGNORE_INDEX).any(0).nonzero()
+            keep = labels.shape[1] - int(learned[0]) + 1 if len(learned) else 1
+            llm_kwargs["logits_to_keep"] = min(keep, labels.shape[1])
+            labels = labels[:, -llm_kwargs["logits_to_keep"]:]
         return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **llm_kwargs)
+
+    @property
+    def _keeps_logits(self) -> bool:
+        """Whether the LLM's forward takes `logits_to_keep` (transformers' causal LMs of 2025 on do)."""
+        base = self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
+        return "logits_to_keep" in inspect.signature(base.forward).parameters
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,

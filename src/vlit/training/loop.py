@@ -46,6 +46,12 @@ def make_accelerator(cfg: Config) -> Accelerator:
     return Accelerator(mixed_precision=cfg.train.mixed_precision, kwargs_handlers=[ddp], cpu=cpu)
 
 
+def training_style(cfg: Config) -> str:
+    """The prompt style the last stage mostly trained with: how the model expects to be asked."""
+    styles = [d.style for d in cfg.stages[-1].data.datasets] if cfg.stages else []
+    return max(dict.fromkeys(styles), key=styles.count) if styles else "llava15"
+
+
 class Trainer:
     def __init__(self, cfg: Config, out: Path, accelerator: Accelerator | None = None):
         self.cfg = cfg
@@ -94,7 +100,8 @@ class Trainer:
             trained = sorted(set(trained) | set(stage.train))
         final = self.out / "model"
         if acc.is_main_process:
-            save_model(model, final, trained=trained, extra={"trained_parts": trained})
+            save_model(model, final, trained=trained,
+                       extra={"trained_parts": trained, "prompt_style": training_style(cfg)})
             rows = metrics.rows()
             if rows:
                 plot_loss(rows, self.out / "loss.png", f"{self.out.name}: training loss")
@@ -177,7 +184,9 @@ class Trainer:
         return total / stage.grad_accum
 
     def _inputs(self, examples: list[Example], processor: Processor, cache: FeatureCache | None) -> dict:
-        batch = processor.collate(examples, "right", with_pixels=cache is None)
+        # Left padding lines every row's answer up at the end, so the window of positions whose logits are
+        # computed (VisionLanguageModel.forward) is as short as the longest answer.
+        batch = processor.collate(examples, "left", with_pixels=cache is None)
         device = self.acc.device
         inputs = {k: batch[k].to(device) for k in ("input_ids", "attention_mask", "labels")}
         if batch["instruction"] is not None:

@@ -1,0 +1,148 @@
+"""A benchmark is data: which file in which public format, its image root, the prompt style, how answers are
+produced (generated, or ranked among candidates) and whether it is held in or held out.
+
+`resolve_benchmarks` turns what a user types after `--benchmarks` into these configs: a YAML file of them,
+a built quickstart folder (every dataset of its manifest), or a single vlit dataset / LLaVA question file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from vlit.config import ConfigError, from_dict
+from vlit.config.data import PromptStyle
+from vlit.errors import VlitError
+from vlit.evaluation.samples import EvalSample, EvalTask
+
+Format = Literal["vlit", "llava_questions", "vqav2", "scienceqa", "refexp", "coco_captions"]
+
+
+@dataclass
+class BenchmarkConfig:
+    """One benchmark. `style: auto` asks each checkpoint in the prompt style it was trained with."""
+
+    name: str
+    format: Format
+    path: str
+    annotations: str | None = None
+    """VQAv2 annotations file, or a LLaVA answers file for `llava_questions`."""
+    image_root: str | None = None
+    style: PromptStyle | Literal["auto"] = "auto"
+    mode: Literal["generate", "rank"] = "generate"
+    """`rank`: InstructBLIP's constrained answers for multiple choice and classification (candidates are
+    scored by likelihood); other tasks always generate."""
+    task: EvalTask | None = None
+    """The task of a `llava_questions` file (default vqa)."""
+    split: Literal["held_in", "held_out"] = "held_out"
+    max_samples: int | None = None
+    max_new_tokens: int = 32
+    types: list[str] = field(default_factory=list)
+    """vlit datasets: only rows of these task types (default: every type vlit can score)."""
+
+
+SCORABLE_TYPES = ["caption", "vqa", "counting", "spatial", "identify", "dialogue", "yes_no", "multiple_choice",
+                  "classification", "refer"]
+
+
+def load_samples(bench: BenchmarkConfig, style: PromptStyle, seed: int = 0) -> list[EvalSample]:
+    """The benchmark's samples in `style` (already resolved from `auto`)."""
+    from vlit.evaluation import coco, loaders
+
+    render_style = "llava15" if style == "as_is" else style
+    if bench.format == "vlit":
+        samples = loaders.load_vlit_dataset(bench.path, bench.image_root, style, bench.types or SCORABLE_TYPES, seed)
+    elif bench.format == "llava_questions":
+        samples = loaders.load_llava_questions(bench.path, bench.image_root, bench.annotations, bench.task or "vqa")
+    elif bench.format == "vqav2":
+        if bench.annotations is None:
+            raise VlitError(f"benchmark {bench.name}: annotations: a VQAv2 benchmark needs its annotations file")
+        samples = coco.load_vqav2(bench.path, bench.annotations, bench.image_root, render_style)
+    elif bench.format == "scienceqa":
+        samples = loaders.load_scienceqa(bench.path, bench.image_root, style=render_style)
+    elif bench.format == "refexp":
+        samples = coco.load_refexp(bench.path, bench.image_root, style=render_style)
+    else:
+        samples = coco.load_coco_captions(bench.path, bench.image_root, render_style)
+    return samples[: bench.max_samples] if bench.max_samples is not None else samples
+
+
+def quickstart_benchmarks(root: Path, max_samples: int | None = None,
+                          names: list[str] | None = None) -> list[BenchmarkConfig]:
+    """Every scorable test split of a quickstart build, with the manifest's held-in / held-out split."""
+    manifest_path = root / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except FileNotFoundError:
+        raise VlitError(f"{root}: no manifest.json (build it with `vlit data build quickstart --out {root}`)") from None
+    out = []
+    for entry in manifest["datasets"]:
+        if entry["task"] not in SCORABLE_TYPES or "test" not in entry["files"]:
+            continue
+        if names is not None and entry["name"] not in names:
+            continue
+        out.append(BenchmarkConfig(name=entry["name"], format="vlit", path=str(root / entry["files"]["test"]),
+                                   split=entry["held"], max_samples=max_samples,
+                                   max_new_tokens=64 if entry["task"] in ("caption", "refer") else 24))
+    return out
+
+
+def resolve_benchmarks(items: list[str], max_samples: int | None = None) -> list[BenchmarkConfig]:
+    """`--benchmarks` arguments -> configs: a YAML list of benchmarks, a quickstart build folder, or one
+    dataset file (vlit JSON, or LLaVA question JSONL)."""
+    out: list[BenchmarkConfig] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            out += quickstart_benchmarks(path, max_samples)
+        elif path.suffix in (".yaml", ".yml"):
+            out += _from_yaml(path, max_samples)
+        elif path.suffix in (".json", ".jsonl"):
+            fmt = "llava_questions" if _looks_like_questions(path) else "vlit"
+            out.append(BenchmarkConfig(name=path.stem if path.stem != "test" else path.parent.name, format=fmt,
+                                       path=str(path), max_samples=max_samples))
+        else:
+            raise VlitError(f"{item}: not a benchmark YAML, a quickstart folder or a dataset file")
+    names = [b.name for b in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise VlitError(f"benchmarks: name {dupes[0]!r} appears more than once")
+    return out
+
+
+def _from_yaml(path: Path, max_samples: int | None) -> list[BenchmarkConfig]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise VlitError(f"{path}: cannot read benchmark list ({str(e).splitlines()[0]})") from None
+    items = data.get("benchmarks") if isinstance(data, dict) else data
+    if not isinstance(items, list):
+        raise VlitError(f"{path}: expected a list of benchmarks (or a `benchmarks:` key holding one)")
+    out = []
+    for i, item in enumerate(items):
+        try:
+            bench = from_dict(BenchmarkConfig, item, f"benchmarks[{i}]")
+        except ConfigError as e:
+            raise VlitError(f"{path}: {e}") from None
+        for attr in ("path", "annotations", "image_root"):
+            value = getattr(bench, attr)
+            if value is not None and not Path(value).is_absolute():
+                setattr(bench, attr, str(path.parent / value))  # relative to the YAML file
+        if max_samples is not None and bench.max_samples is None:
+            bench.max_samples = max_samples
+        out.append(bench)
+    return out
+
+
+def _looks_like_questions(path: Path) -> bool:
+    with path.open() as f:
+        first = f.readline().strip()
+    try:
+        row = json.loads(first)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(row, dict) and "question_id" in row and "text" in row

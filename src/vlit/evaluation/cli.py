@@ -1,0 +1,45 @@
+"""`vlit eval --checkpoint DIR [DIR ...] --benchmarks NAME_OR_FILE ... --out DIR`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="vlit eval", description="Score checkpoints on benchmarks; one table, held-in and held-out.")
+    parser.add_argument("--checkpoint", nargs="+", required=True, type=Path,
+                        help="checkpoint folder(s); several give one table side by side")
+    parser.add_argument("--benchmarks", nargs="+", required=True,
+                        help="a quickstart build folder, a benchmark YAML list, or a dataset file")
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--max-samples", type=int, default=None, help="first N samples of each benchmark")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--mode", choices=["generate", "rank"], default=None,
+                        help="override every benchmark's mode (rank: constrained answers for classification "
+                             "and multiple choice)")
+    parser.add_argument("--style", choices=["instructblip", "llava15", "minigptv2", "as_is"], default=None,
+                        help="prompt style (default: each checkpoint's training style)")
+    args = parser.parse_args(argv)
+    from vlit.evaluation.benchmarks import resolve_benchmarks
+    from vlit.evaluation.report import write_report
+    from vlit.evaluation.runner import evaluate
+
+    benchmarks = resolve_benchmarks(args.benchmarks, args.max_samples)
+    if args.mode:
+        for bench in benchmarks:
+            bench.mode = args.mode
+    labels = _labels(args.checkpoint)
+    results = evaluate(dict(zip(labels, args.checkpoint, strict=True)), benchmarks, args.out, args.batch_size,
+                       args.style)
+    table = write_report(results, args.out)
+    print(table.read_text())
+    print(f"predictions and metrics: {args.out}/<checkpoint>/\ntable: {table}")
+    return 0
+
+
+def _labels(folders: list[Path]) -> list[str]:
+    """Short unique names: the folder name, or its parent's when that is generic (`run/model`)."""
+    labels = [f.parent.name if f.name in ("model", "final") and f.parent.name else f.name for f in folders]
+    return [label if labels.count(label) == 1 else f"{label}-{i}" for i, label in enumerate(labels)]

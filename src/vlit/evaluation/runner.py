@@ -1,0 +1,115 @@
+"""Run benchmarks on checkpoints: batched inference with progress, predictions appended as JSONL (so an
+interrupted run continues where it stopped), metrics as JSON, and the comparison table."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from vlit.config.data import PromptStyle
+from vlit.data.styles import LETTERS
+from vlit.evaluation.benchmarks import BenchmarkConfig, load_samples
+from vlit.evaluation.metrics import metric_for
+from vlit.evaluation.samples import EvalSample
+from vlit.inference.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+PRIMARY = {"vqa": "vqa_accuracy", "multiple_choice": "accuracy", "classification": "accuracy",
+           "yes_no": "accuracy", "caption": "cider", "refer": "accuracy"}
+"""The number a table shows per task (as the papers report them)."""
+
+
+@dataclass
+class Result:
+    checkpoint: str
+    benchmark: str
+    split: str
+    task: str
+    metrics: dict[str, float]
+    count: int
+
+    @property
+    def primary(self) -> float:
+        return self.metrics[PRIMARY[self.task]]
+
+
+def checkpoint_style(pipe: Pipeline) -> PromptStyle:
+    """The prompt style a checkpoint was trained with (recorded at save time), LLaVA-1.5's by default."""
+    return pipe.meta.get("prompt_style", "llava15")
+
+
+def _read_done(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    done = {}
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            break  # a line cut short by an interruption: everything before it is good
+        done[str(row["id"])] = row["prediction"]
+    return done
+
+
+def _answer(pipe: Pipeline, bench: BenchmarkConfig, batch: list[EvalSample], style: str) -> list[str]:
+    convs = [s.conversation for s in batch]
+    if bench.mode == "rank" and batch[0].task in ("multiple_choice", "classification") and batch[0].candidates:
+        answers = []
+        for sample in batch:
+            if sample.task == "multiple_choice" and style == "llava15":
+                # LLaVA-1.5's prompt asks for the option's letter: restrict the answer to the option letters.
+                letters = tuple(LETTERS[: len(sample.candidates)])
+                answers.append(pipe.rank_letters(sample.conversation, letters).best)
+            else:
+                best = pipe.rank(sample.conversation, list(sample.candidates)).best
+                answers.append(LETTERS[sample.candidates.index(best)] if sample.task == "multiple_choice" else best)
+        return answers
+    return pipe.generate(convs, max_new_tokens=bench.max_new_tokens)
+
+
+def run_benchmark(pipe: Pipeline, label: str, bench: BenchmarkConfig, out: Path, batch_size: int = 8,
+                  style: PromptStyle | None = None) -> list[Result]:
+    """Predict (resuming any earlier partial run) and score one benchmark; returns a result per task."""
+    style = style or (checkpoint_style(pipe) if bench.style == "auto" else bench.style)
+    samples = load_samples(bench, style)
+    folder = out / label
+    folder.mkdir(parents=True, exist_ok=True)
+    pred_path = folder / f"{bench.name}.predictions.jsonl"
+    done = _read_done(pred_path)
+    todo = [s for s in samples if s.id not in done]
+    if done:
+        # Rewrite the complete lines only, dropping a line an interruption cut short.
+        pred_path.write_text("".join(json.dumps({"id": k, "prediction": v}) + "\n" for k, v in done.items()))
+    with pred_path.open("a") as f, tqdm(total=len(samples), initial=len(samples) - len(todo),
+                                        desc=f"{label}: {bench.name}", dynamic_ncols=True) as bar:
+        for i in range(0, len(todo), batch_size):
+            batch = todo[i: i + batch_size]
+            for sample, answer in zip(batch, _answer(pipe, bench, batch, style), strict=True):
+                done[sample.id] = answer
+                f.write(json.dumps({"id": sample.id, "prediction": answer}, ensure_ascii=False) + "\n")
+            f.flush()
+            bar.update(len(batch))
+    results = []
+    for task in dict.fromkeys(s.task for s in samples):
+        subset = [s for s in samples if s.task == task]
+        metrics = metric_for(task)([done[s.id] for s in subset], subset)
+        results.append(Result(label, bench.name, bench.split, task, metrics, len(subset)))
+    (folder / f"{bench.name}.metrics.json").write_text(json.dumps(
+        {r.task: {"count": r.count, "split": r.split, **r.metrics} for r in results}, indent=2) + "\n")
+    return results
+
+
+def evaluate(checkpoints: dict[str, Path | Pipeline], benchmarks: list[BenchmarkConfig], out: Path,
+             batch_size: int = 8, style: PromptStyle | None = None) -> list[Result]:
+    """Every benchmark on every checkpoint (label -> folder or a loaded Pipeline)."""
+    results = []
+    for label, source in checkpoints.items():
+        pipe = source if isinstance(source, Pipeline) else Pipeline.from_pretrained(source)
+        for bench in benchmarks:
+            results += run_benchmark(pipe, label, bench, out, batch_size, style)
+    return results
