@@ -32,6 +32,14 @@ def debug_model(_debug_built):
     return copy.deepcopy(_debug_built)
 
 
+@pytest.fixture(scope="session")
+def checkpoint(_debug_built, tmp_path_factory) -> Path:
+    """A saved debug checkpoint folder (what `vlit ask`, `vlit eval` and `vlit serve` load)."""
+    from vlit.models.saving import save_model
+
+    return save_model(_debug_built[0], tmp_path_factory.mktemp("debug-checkpoint") / "ckpt")
+
+
 @pytest.fixture
 def red_image() -> Image.Image:
     return Image.new("RGB", (40, 30), (220, 20, 20))

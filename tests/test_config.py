@@ -60,3 +60,10 @@ def test_overrides_and_file_errors(tmp_path):
     path.write_text("model: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_yaml(Config, path)
+
+
+@pytest.mark.parametrize("text", ["no", "'no'", "off"])
+def test_an_unquoted_no_means_the_word_for_a_choice_of_words(text):
+    # YAML 1.1 reads `no` as false; `mixed_precision: no` must still mean "no".
+    cfg = load_yaml(Config, "debug", [f"train.mixed_precision={text}"])
+    assert cfg.train.mixed_precision == "no"

@@ -20,8 +20,8 @@ from pathlib import Path
 from vlit.config import Config, load_yaml
 
 RECIPES = {"instructblip": "InstructBLIP-style (Q-Former)", "llava15": "LLaVA-1.5-style (MLP + LoRA)"}
-BENCHMARKS = {"fmnist_classification": 60, "fmnist_multiple_choice": 30, "scenes_counting": 30, "scenes_vqa": 30,
-              "scenes_yes_no": 30, "scenes_refer": 30, "fmnist_yes_no": 40, "scenes_spatial": 40}
+BENCHMARKS = {"fmnist_classification": 40, "fmnist_multiple_choice": 16, "scenes_counting": 16, "scenes_vqa": 16,
+              "scenes_yes_no": 16, "scenes_refer": 16, "fmnist_yes_no": 24, "scenes_spatial": 24}
 """Test splits the quickstart scores, and how many samples of each (a few minutes on 2 CPU cores)."""
 
 

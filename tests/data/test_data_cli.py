@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -64,12 +63,19 @@ def test_errors_are_one_line_without_traceback(folder: Path, capsys: pytest.Capt
     assert err.strip() == f"vlit data: error: {folder / 'missing.json'}: no such file"
 
 
-def test_build_calls_build_quickstart(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    if importlib.util.find_spec("vlit.data.build") is None:
-        pytest.skip("vlit.data.build is not written yet")
+def test_build_writes_the_data_and_prints_a_table_of_datasets(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from vlit.data.sources.fashion_mnist import FASHION_MNIST_ROOT
+
+    if not FASHION_MNIST_ROOT.exists():
+        pytest.skip("Debian package dataset-fashion-mnist not installed (make test installs it)")
     out = tmp_path / "qs"
     assert main(["data", "build", "quickstart", "--out", str(out), "--seed", "1", "--scale", "0.05"]) == 0
-    assert any(out.rglob("*.json*"))
+    assert (out / "manifest.json").exists() and any(out.rglob("train.json"))
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith(f"built quickstart in {out}")
+    rows = {line.split()[0]: line.split() for line in printed[2:]}
+    assert rows["fmnist_yes_no"][2] == "held-out" and rows["fmnist_classification"][2] == "held-in"
+    assert int(rows["fmnist_classification"][3]) > 0
 
 
 def test_build_rejects_a_bad_scale(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -33,14 +33,6 @@ def gpt2_model(debug_config):
     return build_model(dataclasses.replace(debug_config.model, llm=llm, lora=None))
 
 
-@pytest.fixture(scope="session")
-def checkpoint(_debug_built, tmp_path_factory):
-    """A saved debug checkpoint folder (what `vlit ask` and `vlit chat` load)."""
-    from vlit.models.saving import save_model
-
-    return save_model(_debug_built[0], tmp_path_factory.mktemp("inference") / "ckpt")
-
-
 @pytest.fixture
 def blue_image() -> Image.Image:
     return Image.new("RGB", (24, 48), (20, 40, 230))

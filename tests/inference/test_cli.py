@@ -156,3 +156,20 @@ def test_chat_leaves_on_end_of_input(checkpoint):
     finally:
         code = term.close()
     assert code == 0
+
+
+@pytest.mark.parametrize(("temperature", "top_p", "expected"), [
+    (None, None, {"do_sample": False}),
+    (0.0, None, {"do_sample": False}),
+    (0.7, None, {"do_sample": True, "temperature": 0.7, "top_p": 1.0}),
+    (None, 0.9, {"do_sample": True, "temperature": 1.0, "top_p": 0.9}),
+])
+def test_temperature_zero_means_greedy(temperature, top_p, expected):
+    import argparse
+
+    from vlit.inference.cli import generation_options
+
+    args = argparse.Namespace(temperature=temperature, top_p=top_p, max_new_tokens=8, num_beams=1, seed=None, stop=[])
+    options = generation_options(args)
+    assert {k: options[k] for k in expected} == expected
+    assert ("temperature" in options) == expected["do_sample"]

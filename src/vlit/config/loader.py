@@ -19,6 +19,9 @@ from vlit.errors import VlitError
 T = TypeVar("T")
 
 
+_YAML_BOOL_WORDS = {False: ("no", "off", "false"), True: ("yes", "on", "true")}
+
+
 class ConfigError(VlitError):
     """A config value is missing, unknown or of the wrong type; the message names the dotted field."""
 
@@ -33,6 +36,9 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     if tp is Any:
         return value
     if origin is Literal:
+        if isinstance(value, bool) and not any(isinstance(a, bool) for a in args):
+            # YAML 1.1 reads an unquoted no / off / yes / on as a boolean: give the word back.
+            value = next((a for a in args if str(a).lower() in (_YAML_BOOL_WORDS[value])), value)
         if value not in args:
             raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, args))}")
         return value

@@ -66,14 +66,15 @@ def _stats(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     if args.scale <= 0:
         raise VlitError(f"--scale: must be > 0, got {args.scale}")
-    try:
-        from vlit.data.build import build_quickstart
-    except ModuleNotFoundError as e:
-        if e.name != "vlit.data.build":
-            raise
-        raise VlitError("build: this installation has no vlit.data.build module") from None
-    result = build_quickstart(args.out, seed=args.seed, scale=args.scale)
-    print(f"built {args.name} in {args.out}" if result is None else result)
+    from vlit.data.build import build_quickstart
+
+    manifest = build_quickstart(args.out, seed=args.seed, scale=args.scale)
+    print(f"built {args.name} in {args.out} (manifest: {args.out / 'manifest.json'})")
+    print(f"  {'dataset':<28} {'task':<20} {'split':<9} {'train':>6} {'test':>6}")
+    for d in manifest["datasets"]:
+        counts = d["counts"]
+        print(f"  {d['name']:<28} {d['task']:<20} {d['held'].replace('_', '-'):<9} {counts.get('train', 0):>6} "
+              f"{counts.get('test', 0):>6}")
     return 0
 
 

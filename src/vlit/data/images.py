@@ -7,6 +7,7 @@ fails when it is opened (naming the file), never later inside a collate function
 
 from __future__ import annotations
 
+import io
 import logging
 import struct
 import warnings
@@ -29,6 +30,10 @@ class ImageError(VlitError):
     """An image file that is missing, empty, too large, truncated, corrupt or not an image."""
 
 
+class ImageTooLarge(ImageError):
+    """An image over the pixel limit: a server answers it differently (413) from a broken one (400)."""
+
+
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise ImageError(f"{path}: no such file")
@@ -43,12 +48,12 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def _upright(path: Path, image: Image.Image) -> Image.Image:
+def _upright(name: str, image: Image.Image) -> Image.Image:
     """Apply the EXIF orientation; a malformed EXIF block must not lose a good image, so it is only logged."""
     try:
         return ImageOps.exif_transpose(image)
     except (OSError, SyntaxError, ValueError, KeyError, TypeError, struct.error) as e:
-        log.warning("%s: ignoring unreadable EXIF orientation (%s)", path, _first_line(e))
+        log.warning("%s: ignoring unreadable EXIF orientation (%s)", name, _first_line(e))
         return image.copy()
 
 
@@ -60,30 +65,41 @@ def open_image(path: str | Path, max_pixels: int = PIL_MAX_PIXELS) -> Image.Imag
     """
     path = Path(path)
     _check_file(path)
+    return _decode(path, str(path), max_pixels)
+
+
+def decode_image(data: bytes, name: str, max_pixels: int = PIL_MAX_PIXELS) -> Image.Image:
+    """`open_image` for encoded bytes already in memory (an upload); `name` starts every error message."""
+    if not data:
+        raise ImageError(f"{name}: empty image data")
+    return _decode(io.BytesIO(data), name, max_pixels)
+
+
+def _decode(source: Path | io.BytesIO, name: str, max_pixels: int) -> Image.Image:
     try:
         with warnings.catch_warnings():
             # Our limit replaces Pillow's warning; the warning would otherwise repeat for every large image.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(source) as image:
                 pixels = image.width * image.height
                 if pixels > max_pixels:
-                    raise ImageError(f"{path}: {image.width}x{image.height} = {pixels} pixels is over the "
-                                     f"limit of {max_pixels} (decompression bomb guard)")
+                    raise ImageTooLarge(f"{name}: {image.width}x{image.height} = {pixels} pixels is over the "
+                                        f"limit of {max_pixels} (decompression bomb guard)")
                 image.load()
-                upright = _upright(path, image)
+                upright = _upright(name, image)
     except ImageError:
         raise
     except Image.DecompressionBombError as e:
-        raise ImageError(f"{path}: too many pixels ({_first_line(e)})") from None
+        raise ImageTooLarge(f"{name}: too many pixels ({_first_line(e)})") from None
     except UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image (format not recognised)") from None
+        raise ImageError(f"{name}: not an image (format not recognised)") from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError) as e:
         # Pillow's plugins signal broken data with any of these, depending on the format.
-        raise ImageError(f"{path}: corrupt or truncated image ({_first_line(e)})") from None
+        raise ImageError(f"{name}: corrupt or truncated image ({_first_line(e)})") from None
     try:
         return to_rgb(upright)
     except ImageError as e:
-        raise ImageError(f"{path}: {e}") from None
+        raise ImageError(f"{name}: {e}") from None
 
 
 def _sixteen_bit_to_l(image: Image.Image) -> Image.Image:

@@ -11,6 +11,7 @@ from vlit.data.images import load_image
 from vlit.errors import VlitError
 from vlit.inference.grounding import GroundedBox, parse_grounding, save_grounding
 from vlit.inference.pipeline import Pipeline
+from vlit.inference.session import ChatState
 from vlit.inference.tasks import TASKS, with_task
 
 CHAT_HELP = """commands:
@@ -21,30 +22,42 @@ CHAT_HELP = """commands:
   /quit         leave (so does end of input)"""
 
 
-def _add_model_args(parser: argparse.ArgumentParser) -> None:
+def add_checkpoint_args(parser: argparse.ArgumentParser) -> None:
+    """--checkpoint, --device, --dtype: what `load_pipeline` reads (ask, chat, serve, demo)."""
     parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint folder (save_model)")
     parser.add_argument("--device", default=None, help="e.g. cpu, cuda (default: where it loads, the CPU)")
     parser.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"))
-    parser.add_argument("--task", choices=TASKS, help="MiniGPT-v2 task identifier to prepend")
+
+
+def add_generation_args(parser: argparse.ArgumentParser) -> None:
+    """The decoding options `generation_options` turns into `GenerationOptions` fields."""
     gen = parser.add_argument_group("generation")
     gen.add_argument("--max-new-tokens", type=int, default=256)
-    gen.add_argument("--temperature", type=float, default=None, help="sample at this temperature")
+    gen.add_argument("--temperature", type=float, default=None, help="sample at this temperature (0: greedy)")
     gen.add_argument("--top-p", type=float, default=None, help="sample from the top-p nucleus")
     gen.add_argument("--num-beams", type=int, default=1)
     gen.add_argument("--seed", type=int, default=None)
     gen.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
 
 
-def _generation(args: argparse.Namespace) -> dict:
-    sampling = args.temperature is not None or args.top_p is not None
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    add_checkpoint_args(parser)
+    parser.add_argument("--task", choices=TASKS, help="MiniGPT-v2 task identifier to prepend")
+    add_generation_args(parser)
+
+
+def generation_options(args: argparse.Namespace) -> dict:
+    # Temperature 0 means greedy decoding (as in OpenAI's API); any other temperature or a top_p samples.
+    sampling = args.temperature != 0 and (args.temperature is not None or args.top_p is not None)
     options = {"max_new_tokens": args.max_new_tokens, "num_beams": args.num_beams, "seed": args.seed,
                "stop": tuple(args.stop), "do_sample": sampling}
     if sampling:
-        options |= {"temperature": args.temperature or 1.0, "top_p": args.top_p or 1.0}
+        options |= {"temperature": 1.0 if args.temperature is None else args.temperature,
+                    "top_p": 1.0 if args.top_p is None else args.top_p}
     return options
 
 
-def _pipeline(args: argparse.Namespace) -> Pipeline:
+def load_pipeline(args: argparse.Namespace) -> Pipeline:
     return Pipeline.from_pretrained(args.checkpoint, device=args.device, dtype=args.dtype)
 
 
@@ -78,14 +91,14 @@ def ask_main(argv: list[str]) -> int:
         raise VlitError("--draw: needs --image")
     candidates = _candidates(args.candidates) if args.candidates is not None else None
     image = load_image(args.image) if args.image is not None else None  # fails early, naming the file
-    pipe = _pipeline(args)
+    pipe = load_pipeline(args)
     conversation = Conversation.single(with_task(args.question, args.task), image=args.image)
     scores = None
     if candidates is not None:
         result = pipe.rank(conversation, candidates, normalize=args.normalize)
         answer, scores = result.best, dict(result.ranked())
     else:
-        answer = pipe.chat(conversation, **_generation(args))
+        answer = pipe.chat(conversation, **generation_options(args))
     found = parse_grounding(answer, *image.size) if image is not None else []
     drawing = save_grounding(image, found, args.draw) if args.draw is not None else None
     if args.json:
@@ -103,15 +116,12 @@ def ask_main(argv: list[str]) -> int:
 
 
 class ChatSession:
-    """The state of a terminal chat: the image, the task identifier and the conversation so far."""
+    """A terminal chat: `/commands` and streamed answers around a `ChatState` (image, task, conversation)."""
 
     def __init__(self, pipe: Pipeline, generation: dict, image: Path | None = None, task: str | None = None):
         self.pipe = pipe
         self.generation = generation
-        self.image = image
-        self.size = load_image(image).size if image is not None else None
-        self.task = task
-        self.conversation: Conversation | None = None
+        self.state = ChatState(task=task).with_image(image)
 
     def command(self, line: str) -> bool:
         """Run a `/command`; False means leave."""
@@ -122,7 +132,7 @@ class ChatSession:
         if name == "/help":
             print(CHAT_HELP)
         elif name == "/reset":
-            self.conversation = None
+            self.state = self.state.reset()
             print("(conversation reset)")
         elif name == "/image":
             self._set_image(arg)
@@ -130,8 +140,8 @@ class ChatSession:
             if arg not in (*TASKS, "none"):
                 print(f"error: /task: {arg!r} is not one of {', '.join(TASKS)}, none")
             else:
-                self.task = None if arg == "none" else arg
-                print(f"(task: {self.task or 'none'})")
+                self.state = self.state.with_task(None if arg == "none" else arg)
+                print(f"(task: {self.state.task or 'none'})")
         else:
             print(f"error: unknown command {name} (try /help)")
         return True
@@ -142,20 +152,16 @@ class ChatSession:
             return
         path = Path(arg).expanduser()
         try:
-            size = load_image(path).size
+            self.state = self.state.with_image(path)
         except VlitError as e:
             print(f"error: {e}")
             return
-        self.image, self.size, self.conversation = path, size, None
-        print(f"(image: {path}, {size[0]}x{size[1]}; new conversation)")
+        width, height = self.state.size
+        print(f"(image: {path}, {width}x{height}; new conversation)")
 
     def say(self, text: str) -> None:
         """Stream the answer to one user message and keep both in the conversation."""
-        question = with_task(text, self.task)
-        if self.conversation is None:
-            conversation = Conversation.single(question, image=self.image)
-        else:
-            conversation = self.conversation.add("user", question)
+        conversation = self.state.ask(text)
         print("assistant: ", end="", flush=True)
         pieces = []
         try:
@@ -167,10 +173,9 @@ class ChatSession:
             return
         answer = "".join(pieces)
         print()
-        self.conversation = conversation.add("assistant", answer)
-        if self.size is not None:
-            for g in parse_grounding(answer, *self.size):
-                print(f"  box {_format_box(g)}")
+        self.state = self.state.answered(conversation, answer)
+        for g in self.state.boxes(answer):
+            print(f"  box {_format_box(g)}")
 
 
 def chat_main(argv: list[str]) -> int:
@@ -178,12 +183,12 @@ def chat_main(argv: list[str]) -> int:
     _add_model_args(parser)
     parser.add_argument("--image", type=Path, help="image to start with (or /image PATH later)")
     args = parser.parse_args(argv)
-    generation = _generation(args)
+    generation = generation_options(args)
     if generation["num_beams"] > 1:
         raise VlitError("--num-beams: the chat streams its answers; beam search cannot stream")
     if args.image is not None:
         load_image(args.image)  # a bad path fails before the model loads
-    session = ChatSession(_pipeline(args), generation, args.image, args.task)
+    session = ChatSession(load_pipeline(args), generation, args.image, args.task)
     print(f"vlit chat: {args.checkpoint}. Type a message, or /help.", flush=True)
     while True:
         try:

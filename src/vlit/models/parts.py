@@ -21,9 +21,11 @@ def part_parameters(model: nn.Module, part: str) -> list[nn.Parameter]:
     return [p for name, p in model.named_parameters() if part_of(name) == part]
 
 
-def part_state(model: nn.Module, parts: list[str] | set[str]) -> dict[str, torch.Tensor]:
-    """State-dict entries (parameters and buffers, e.g. BatchNorm statistics) of the given parts."""
-    return {k: v for k, v in model.state_dict().items() if part_of(k) in parts}
+def part_state(model: nn.Module, parts: list[str] | set[str],
+               state: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """State-dict entries (parameters and buffers, e.g. BatchNorm statistics) of the given parts, from `state`
+    when given (a full state gathered from sharded processes) or else from the model."""
+    return {k: v for k, v in (model.state_dict() if state is None else state).items() if part_of(k) in parts}
 
 
 def trainable_parts(model: nn.Module) -> list[str]:

@@ -45,12 +45,13 @@ def dedupe_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def save_model(model: VisionLanguageModel, folder: str | Path, trained: list[str] | None = None,
-               extra: dict | None = None) -> Path:
-    """Write a checkpoint folder. `trained` names parts trained by earlier stages but frozen now."""
+               extra: dict | None = None, state: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write a checkpoint folder. `trained` names parts trained by earlier stages but frozen now; `state` is
+    the full state dict when the model's own is sharded (FSDP, DeepSpeed ZeRO-3)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     parts = parts_to_store(model, trained)
-    save_file(dedupe_tensors(part_state(model, parts)), folder / WEIGHTS_FILE,
+    save_file(dedupe_tensors(part_state(model, parts, state)), folder / WEIGHTS_FILE,
               metadata={"format": "pt", "vlit": __version__})
     meta = {"vlit_version": __version__, "model": to_dict(model.config), "stored_parts": parts, **(extra or {})}
     (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")

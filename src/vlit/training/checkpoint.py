@@ -64,13 +64,15 @@ def set_rng_state(tensors: dict[str, torch.Tensor], plain: dict) -> None:
 
 
 def save_checkpoint(run_dir: Path, step: int, model: VisionLanguageModel, optimizer: torch.optim.Optimizer,
-                    scheduler: Any, trainer_state: dict, trained: list[str], keep_last: int) -> Path:
-    """Write `run_dir/checkpoints/step-N` atomically and keep only the newest `keep_last`."""
+                    scheduler: Any, trainer_state: dict, trained: list[str], keep_last: int,
+                    state: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write `run_dir/checkpoints/step-N` atomically and keep only the newest `keep_last`; `state`: the full
+    weights when the model's own are sharded."""
     root = run_dir / "checkpoints"
     final = root / f"{PREFIX}{step:08d}"
     tmp = root / f".{final.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    save_model(model, tmp / "model", trained=trained)
+    save_model(model, tmp / "model", trained=trained, state=state)
     tensors, meta = _optimizer_tensors(optimizer)
     save_file(tensors, tmp / "optimizer.safetensors")
     (tmp / "optimizer.json").write_text(json.dumps(meta))

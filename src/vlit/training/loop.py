@@ -12,12 +12,13 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from accelerate.utils import DistributedDataParallelKwargs, DistributedType, set_seed
 from tqdm.auto import tqdm
 
 from vlit.config import Config, StageConfig, save_yaml
 from vlit.data.chat_templates import chat_template
 from vlit.data.processor import Example, Processor
+from vlit.errors import VlitError
 from vlit.models.build import build_model
 from vlit.models.llm import cache_root
 from vlit.models.saving import save_model
@@ -43,7 +44,14 @@ def make_accelerator(cfg: Config) -> Accelerator:
     # On a machine without an accelerator, processes started by `accelerate launch --multi_gpu` (torchrun)
     # form a CPU (gloo) process group instead of each training alone.
     cpu = not torch.accelerator.is_available()
-    return Accelerator(mixed_precision=cfg.train.mixed_precision, kwargs_handlers=[ddp], cpu=cpu)
+    try:
+        return Accelerator(mixed_precision=cfg.train.mixed_precision, kwargs_handlers=[ddp], cpu=cpu)
+    except ValueError as e:
+        if "already been initialized" not in str(e):
+            raise
+        # Accelerate keeps one state per process: a second run in it must use the same precision.
+        raise VlitError(f"train.mixed_precision: {cfg.train.mixed_precision!r} differs from an earlier training "
+                        "run in this process; Accelerate allows one setting per process") from None
 
 
 def training_style(cfg: Config) -> str:
@@ -58,6 +66,7 @@ class Trainer:
         self.out = Path(out)
         self.acc = accelerator or make_accelerator(cfg)
         self.model: VisionLanguageModel | None = None
+        self._wrapped = None  # the model as Accelerate prepared it (DDP, FSDP or DeepSpeed wrapper)
 
     def _prepare_data(self) -> Path:
         root = Path(self.cfg.data.root)
@@ -99,8 +108,9 @@ class Trainer:
                                           global_step, checkpoint if resume_state else None, resume_state)
             trained = sorted(set(trained) | set(stage.train))
         final = self.out / "model"
+        full = self._full_state()
         if acc.is_main_process:
-            save_model(model, final, trained=trained,
+            save_model(model, final, trained=trained, state=full,
                        extra={"trained_parts": trained, "prompt_style": training_style(cfg)})
             rows = metrics.rows()
             if rows:
@@ -124,7 +134,11 @@ class Trainer:
         step = 0
         if checkpoint is not None and state is not None:
             # A checkpoint at a stage boundary holds no optimizer of this stage, only the RNG to continue with.
-            restore_training(checkpoint, optimizer if state["data"] else None, scheduler)
+            keep_optimizer = state["data"] and not self._sharded()
+            if state["data"] and not keep_optimizer:
+                log.warning("resuming under %s: optimizer moments start afresh (they are saved per process "
+                            "only without sharding)", acc.distributed_type)
+            restore_training(checkpoint, optimizer if keep_optimizer else None, scheduler)
             if state["data"]:
                 stream.load_state_dict(state["data"])
                 step = state["stage_step"]
@@ -134,6 +148,7 @@ class Trainer:
                                                           for p, (t, n) in counts.items()},
                            "sampling": stream.sampler.probabilities()})
         wrapped, prepared_optimizer = acc.prepare(model, optimizer)
+        self._wrapped = wrapped
         use_cache = cache is not None and "vision" not in stage.train
         bar = tqdm(total=total, initial=step, desc=f"stage {stage.name}", disable=not acc.is_main_process,
                    dynamic_ncols=True)
@@ -151,16 +166,25 @@ class Trainer:
                 self._log(metrics, stage, step, global_step, scheduler, stream, window, bar)
             if step == total or (cfg.train.save_every and step % cfg.train.save_every == 0):
                 acc.wait_for_everyone()
+                full = self._full_state()
                 if acc.is_main_process:
                     trainer_state = {"stage_index": index if step < total else index + 1, "stage_step":
                                      step if step < total else 0, "global_step": global_step,
                                      "data": stream.state_dict() if step < total else None}
                     save_checkpoint(self.out, global_step, model, optimizer, scheduler, trainer_state,
-                                    sorted(set(trained) | set(stage.train)), cfg.train.keep_last)
+                                    sorted(set(trained) | set(stage.train)), cfg.train.keep_last, full)
                 acc.wait_for_everyone()
         bar.close()
         acc.free_memory()
         return global_step
+
+    def _sharded(self) -> bool:
+        return self.acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+
+    def _full_state(self) -> dict | None:
+        """The full weights, gathered from every process, when FSDP or DeepSpeed shard them (a collective:
+        every process calls it); None otherwise, where the model's own state dict is complete."""
+        return self.acc.get_state_dict(self._wrapped) if self._sharded() and self._wrapped is not None else None
 
     def _step(self, model, optimizer, stage: StageConfig, stream: StageStream, processor: Processor,
               cache: FeatureCache | None, window: dict) -> float:

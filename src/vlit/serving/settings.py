@@ -1,0 +1,59 @@
+"""What the API server allows: one typed, validated place for every limit (`vlit serve` flags map onto it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vlit.errors import VlitError
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Limits and switches of the OpenAI-compatible server. The defaults suit one machine serving a few users;
+    every limit answers with an OpenAI error naming it rather than letting one request starve the others."""
+
+    model_name: str = "vlit"
+    """The one model id `/v1/models` lists; requests naming another model get 404."""
+    api_key: str | None = None
+    """When set, every `/v1/` request needs `Authorization: Bearer <api_key>` (401 otherwise)."""
+    max_batch_size: int = 8
+    """Requests answered by one forward pass at most (1 turns batching off)."""
+    batch_wait_ms: float = 10.0
+    """How long the first waiting request may wait for others to share its batch."""
+    max_queue: int = 64
+    """Requests waiting beyond this get 503 at once instead of a long wait."""
+    max_body_bytes: int = 20 * MIB
+    max_image_bytes: int = 10 * MIB
+    """Encoded size of one image (a data URI's decoded bytes or a fetched file)."""
+    max_image_pixels: int = 4096 * 4096
+    max_images: int = 4
+    """Images per request."""
+    max_tokens_limit: int = 1024
+    """The largest `max_tokens` a request may ask for."""
+    default_max_tokens: int = 256
+    """New tokens per answer when a request does not say."""
+    max_prompt_tokens: int = 4096
+    """Prompt length (text plus image tokens) above which a request is refused."""
+    allowed_image_hosts: tuple[str, ...] = ()
+    """Hosts whose http(s) image URLs are fetched; every other remote URL is refused."""
+    image_fetch_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "allowed_image_hosts", tuple(h.lower() for h in self.allowed_image_hosts))
+        if not self.model_name:
+            raise VlitError("model_name: must not be empty")
+        if self.api_key == "":
+            raise VlitError("api_key: must not be empty (leave it out to serve without a key)")
+        for name in ("max_batch_size", "max_queue", "max_body_bytes", "max_image_bytes", "max_image_pixels",
+                     "max_tokens_limit", "default_max_tokens", "max_prompt_tokens"):
+            if getattr(self, name) < 1:
+                raise VlitError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.max_images < 0:
+            raise VlitError(f"max_images: must be >= 0, got {self.max_images}")
+        if self.batch_wait_ms < 0 or self.image_fetch_timeout_s <= 0:
+            raise VlitError("batch_wait_ms, image_fetch_timeout_s: must be >= 0 and > 0")
+        if self.default_max_tokens > self.max_tokens_limit:
+            raise VlitError(f"default_max_tokens: {self.default_max_tokens} is over max_tokens_limit "
+                            f"{self.max_tokens_limit}")
