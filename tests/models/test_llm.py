@@ -9,6 +9,7 @@ import torch
 from vlit.config import LLMConfig
 from vlit.models.llm import load_llm, load_tokenizer, smollm2_folder
 
+
 @pytest.fixture(scope="module")
 def smollm2():
     cfg = LLMConfig()  # the packaged part is the default
