@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from vlit.data.conversation import Conversation
 from vlit.errors import VlitError
 from vlit.inference.features import image_key
-from vlit.inference.pipeline import GenerationOptions, Pipeline, StopCutter, cut_at_stop
+from vlit.inference.pipeline import GenerationOptions, Pipeline
+from vlit.inference.stopping import StopCutter, cut_at_stop
 
 # Fixed-length answers: a random model's early stop would hide nothing, but fixed lengths compare every token.
 FIXED = {"max_new_tokens": 8, "min_new_tokens": 8}

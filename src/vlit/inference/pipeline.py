@@ -15,13 +15,14 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList, StopStringCriteria, TextIteratorStreamer
+from transformers import StoppingCriteriaList, StopStringCriteria, TextIteratorStreamer
 
 from vlit.data.conversation import Conversation
 from vlit.data.processor import Processor
 from vlit.errors import VlitError
 from vlit.inference.features import FeatureCache
 from vlit.inference.ranking import Normalize, RankResult, rank, rank_letters, require_user_turn_last
+from vlit.inference.stopping import Cancel, StopCutter, cut_at_stop
 from vlit.models.vlm import VisionLanguageModel
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -77,59 +78,6 @@ class GenerationOptions:
             # The LLM's own generation config may carry sampling defaults; greedy must not warn about them.
             kwargs |= {"temperature": None, "top_p": None, "top_k": None}
         return kwargs
-
-
-def cut_at_stop(text: str, stops: tuple[str, ...]) -> str:
-    """`text` up to the first occurrence of any stop string."""
-    cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=len(text))
-    return text[:cut]
-
-
-class StopCutter:
-    """Streams text while cutting it at the first stop string: a tail that may be the start of a stop string
-    is held back until the next chunk decides; leading and trailing whitespace is dropped, as `chat` does."""
-
-    def __init__(self, stops: tuple[str, ...]):
-        self.stops = stops
-        self.buffer = ""
-        self.started = False
-        self.stopped = False
-
-    def feed(self, chunk: str) -> str:
-        if self.stopped:
-            return ""
-        self.buffer += chunk
-        cut = cut_at_stop(self.buffer, self.stops)
-        if len(cut) < len(self.buffer):
-            self.stopped, self.buffer = True, ""
-            return self._emit(cut.rstrip())
-        ends = self.buffer.endswith
-        keep = max((k for s in self.stops for k in range(1, len(s)) if ends(s[:k])), default=0)
-        # Trailing whitespace waits too: it is dropped if nothing follows.
-        emit = self.buffer[: len(self.buffer) - keep].rstrip()
-        self.buffer = self.buffer[len(emit):]
-        return self._emit(emit)
-
-    def finish(self) -> str:
-        rest, self.buffer = ("" if self.stopped else self.buffer.rstrip()), ""
-        return self._emit(rest)
-
-    def _emit(self, text: str) -> str:
-        if not self.started:
-            text = text.lstrip()
-            self.started = bool(text)
-        return text
-
-
-class Cancel(StoppingCriteria):
-    """Stops generation once `event` is set (from another thread)."""
-
-    def __init__(self):
-        self.event = threading.Event()
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
-        stop = self.event.is_set()
-        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
 
 
 class Pipeline:

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 from vlit.data.conversation import Conversation
 from vlit.errors import VlitError
-from vlit.inference.pipeline import GenerationOptions, Pipeline, cut_at_stop
+from vlit.inference.pipeline import GenerationOptions, Pipeline
+from vlit.inference.stopping import cut_at_stop
 from vlit.serving.errors import APIError, not_ready, overloaded
 
 log = logging.getLogger(__name__)
