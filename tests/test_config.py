@@ -10,6 +10,7 @@ from vlit.config import (
     QFormerConnectorConfig,
     from_dict,
     load_yaml,
+    recipe_path,
     save_yaml,
     to_dict,
 )
@@ -67,3 +68,13 @@ def test_an_unquoted_no_means_the_word_for_a_choice_of_words(text):
     # YAML 1.1 reads `no` as false; `mixed_precision: no` must still mean "no".
     cfg = load_yaml(Config, "debug", [f"train.mixed_precision={text}"])
     assert cfg.train.mixed_precision == "no"
+
+
+@pytest.mark.parametrize("text", ["1e-4", "1.0e-4", "0.0001", "+1E-4"])
+def test_exponent_without_a_dot_is_a_float(text, tmp_path):
+    # YAML 1.1 (PyYAML's default) reads `1e-4` as a string; a learning rate written that way must work.
+    cfg = load_yaml(Config, "debug", [f"stages.0.lr.connector={text}"])
+    assert cfg.stages[0].lr["connector"] == pytest.approx(1e-4)
+    path = tmp_path / "c.yaml"
+    path.write_text(recipe_path("debug").read_text().replace("lr: {connector: 1.0e-3}", f"lr: {{connector: {text}}}"))
+    assert load_yaml(Config, path).stages[0].lr["connector"] == pytest.approx(1e-4)

@@ -7,6 +7,7 @@ only adds the checks a YAML file needs (unknown keys, wrong types, unions picked
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -20,6 +21,26 @@ T = TypeVar("T")
 
 
 _YAML_BOOL_WORDS = {False: ("no", "off", "false"), True: ("yes", "on", "true")}
+
+
+class YamlLoader(yaml.SafeLoader):
+    """SafeLoader that reads `1e-4` as a float, as YAML 1.2 does. PyYAML follows YAML 1.1, where a float
+    needs a dot and a signed exponent, so the `lr: 1e-4` a user writes would silently become a string."""
+
+
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                   |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                   |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                   |[-+]?\.(?:inf|Inf|INF)
+                   |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def load_text(text: str) -> Any:
+    """Parse YAML (or JSON) text with `YamlLoader`."""
+    return yaml.load(text, Loader=YamlLoader)  # noqa: S506 - YamlLoader is a SafeLoader
 
 
 class ConfigError(VlitError):
@@ -152,7 +173,7 @@ def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
                 node = node.setdefault(part, {})
             if not isinstance(node, dict | list):
                 raise ConfigError(f"override {item!r}: {'.'.join(parts[: i + 1])} is not a mapping")
-        value = yaml.safe_load(raw)
+        value = load_text(raw)
         if isinstance(node, list):
             node[_index(parts[-1], key)] = value
         else:
@@ -186,7 +207,7 @@ def load_yaml(cls: type[T], path: str | Path, overrides: list[str] | tuple[str, 
     """Read a YAML config file (or bundled recipe name) into `cls`; errors name the file and the field."""
     path = recipe_path(path)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_text(path.read_text()) or {}
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except yaml.YAMLError as e:

@@ -16,6 +16,7 @@ import yaml
 
 from vlit.config import ConfigError, from_dict
 from vlit.config.data import PromptStyle
+from vlit.config.loader import load_text
 from vlit.errors import VlitError
 from vlit.evaluation.samples import EvalSample, EvalTask
 
@@ -47,6 +48,8 @@ class BenchmarkConfig:
 
 SCORABLE_TYPES = ["caption", "vqa", "counting", "spatial", "identify", "dialogue", "yes_no", "multiple_choice",
                   "classification", "refer"]
+ANSWER_TOKENS = {"caption": 64, "refer": 32}
+"""Generation budget per task of a quickstart test split; 16 for short answers, as lmms-eval gives VQAv2."""
 
 
 def load_samples(bench: BenchmarkConfig, style: PromptStyle, seed: int = 0) -> list[EvalSample]:
@@ -87,7 +90,7 @@ def quickstart_benchmarks(root: Path, max_samples: int | None = None,
             continue
         out.append(BenchmarkConfig(name=entry["name"], format="vlit", path=str(root / entry["files"]["test"]),
                                    split=entry["held"], max_samples=max_samples,
-                                   max_new_tokens=64 if entry["task"] in ("caption", "refer") else 24))
+                                   max_new_tokens=ANSWER_TOKENS.get(entry["task"], 16)))
     return out
 
 
@@ -116,7 +119,7 @@ def resolve_benchmarks(items: list[str], max_samples: int | None = None) -> list
 
 def _from_yaml(path: Path, max_samples: int | None) -> list[BenchmarkConfig]:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_text(path.read_text())
     except (OSError, yaml.YAMLError) as e:
         raise VlitError(f"{path}: cannot read benchmark list ({str(e).splitlines()[0]})") from None
     items = data.get("benchmarks") if isinstance(data, dict) else data
