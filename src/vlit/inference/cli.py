@@ -118,10 +118,10 @@ def ask_main(argv: list[str]) -> int:
 class ChatSession:
     """A terminal chat: `/commands` and streamed answers around a `ChatState` (image, task, conversation)."""
 
-    def __init__(self, pipe: Pipeline, generation: dict, image: Path | None = None, task: str | None = None):
+    def __init__(self, pipe: Pipeline, generation: dict, state: ChatState):
         self.pipe = pipe
         self.generation = generation
-        self.state = ChatState(task=task).with_image(image)
+        self.state = state
 
     def command(self, line: str) -> bool:
         """Run a `/command`; False means leave."""
@@ -186,9 +186,8 @@ def chat_main(argv: list[str]) -> int:
     generation = generation_options(args)
     if generation["num_beams"] > 1:
         raise VlitError("--num-beams: the chat streams its answers; beam search cannot stream")
-    if args.image is not None:
-        load_image(args.image)  # a bad path fails before the model loads
-    session = ChatSession(load_pipeline(args), generation, args.image, args.task)
+    state = ChatState(task=args.task).with_image(args.image)  # a bad image fails before the model loads
+    session = ChatSession(load_pipeline(args), generation, state)
     print(f"vlit chat: {args.checkpoint}. Type a message, or /help.", flush=True)
     while True:
         try:
