@@ -7,8 +7,13 @@ same run. The baseline recomputes the vision tower every step and batches rows i
 frozen features from its cache and groups batches by modality and length. Also reported: the FLOP/s each
 achieves as a fraction of this machine's matrix-multiply peak, measured in the same run.
 
+`--mixed-precision bf16` runs both under bf16 autocast (vlit through its `train.mixed_precision`, the
+baseline under `torch.autocast`) and also times the baseline in float32, so the gain of bf16 on this machine
+is a ratio from the same run too.
+
     python benchmarks/train_throughput.py            # about 10 minutes on 2 CPU cores
     python benchmarks/train_throughput.py --quick    # about 2 minutes
+    python benchmarks/train_throughput.py --quick --mixed-precision bf16
 """
 
 from __future__ import annotations
@@ -49,9 +54,9 @@ VISION = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12
           "image_size": 224, "patch_size": 32}
 
 
-def matmul_peak(seconds: float = 3.0, n: int = 2048) -> float:
-    """Best FLOP/s of a square float32 matmul on this machine (the roofline to compare against)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_peak(dtype: torch.dtype = torch.float32, seconds: float = 3.0, n: int = 2048) -> float:
+    """Best FLOP/s of a square matmul in `dtype` on this machine (the roofline to compare against)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     best, end = 0.0, time.perf_counter() + seconds
     while time.perf_counter() < end:
         start = time.perf_counter()
@@ -60,15 +65,16 @@ def matmul_peak(seconds: float = 3.0, n: int = 2048) -> float:
     return best
 
 
-def recipe(root: Path, steps: int, batch_size: int, cache: Path, group_by_length: bool) -> Config:
+def recipe(root: Path, steps: int, batch_size: int, cache: Path, group_by_length: bool,
+           precision: str = "no") -> Config:
     model = ModelConfig(
         vision=VisionConfig(source="random", name="clip_vision_model", random_config=VISION, resize="stretch"),
         connector=MLPConnectorConfig(kind="mlp"), llm=LLMConfig(), template="chatml", seed=0)
     data = MixtureConfig(datasets=[DatasetConfig(name=n, path=f"{n}/train.json", style="llava15") for n in DATASETS])
     stage = StageConfig(name="stage1", data=data, train=["connector"], lr={"connector": 1e-3}, steps=steps,
                         batch_size=batch_size, max_grad_norm=1.0, warmup_ratio=0.0)
-    train = TrainConfig(seed=0, feature_cache=True, cache_dir=str(cache), group_by_length=group_by_length,
-                        log_every=10**9, save_every=0, keep_last=1)
+    train = TrainConfig(seed=0, mixed_precision=precision, feature_cache=True, cache_dir=str(cache),
+                        group_by_length=group_by_length, log_every=10**9, save_every=0, keep_last=1)
     return Config(model=model, data=DataConfig(root=str(root)), stages=[stage], train=train)
 
 
@@ -84,10 +90,13 @@ def baseline(cfg: Config, steps: int, batch_size: int) -> tuple[float, float, fl
     plain = dataclasses.replace(cfg.train, group_by_length=False)
     stream = StageStream(cfg.stages[0], Path(cfg.data.root), processor, seed=0, group_by_length=plain.group_by_length)
 
+    autocast = cfg.train.mixed_precision == "bf16"
+
     def step() -> tuple[int, int]:
         batch = processor.collate(stream.next_batch(), "right")
-        out = llava(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                    pixel_values=batch["pixel_values"], labels=batch["labels"])
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            out = llava(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                        pixel_values=batch["pixel_values"], labels=batch["labels"])
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_([p for p in llava.parameters() if p.requires_grad], 1.0)
         optimizer.step()
@@ -133,27 +142,42 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps and less data")
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--mixed-precision", choices=("no", "bf16"), default="no")
     args = parser.parse_args()
+    precision = args.mixed_precision
     steps = 6 if args.quick else 30
     torch.manual_seed(0)
     random.seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         root, cache = Path(tmp) / "data", Path(tmp) / "features"
         build_quickstart(root, seed=0, scale=0.1 if args.quick else 0.3, progress=False)
-        peak = matmul_peak()
-        base_sps, base_tps, base_flops = baseline(recipe(root, steps, args.batch_size, cache, False), steps,
-                                                  args.batch_size)
+        peaks = {"float32": matmul_peak()}
+        if precision == "bf16":
+            peaks["bf16"] = matmul_peak(torch.bfloat16)
+        rows = []
+        if precision != "no":
+            fp32 = baseline(recipe(root, steps, args.batch_size, cache, False), steps, args.batch_size)
+            rows.append(("baseline, float32", *fp32))
+        base_sps, base_tps, base_flops = baseline(recipe(root, steps, args.batch_size, cache, False, precision),
+                                                  steps, args.batch_size)
+        rows.append((f"baseline (Llava + plain loop){', ' + precision if precision != 'no' else ''}", base_sps,
+                     base_tps, base_flops))
         # vlit: a first pass fills the feature cache (as the first epoch of a run does); the timed run reads it.
-        warm = recipe(root, steps, args.batch_size, cache, True)
+        warm = recipe(root, steps, args.batch_size, cache, True, precision)
         Trainer(warm, Path(tmp) / "warm").run()
-        cfg = recipe(root, steps, args.batch_size, cache, True)
+        cfg = recipe(root, steps, args.batch_size, cache, True, precision)
         sps, tps = vlit_loop(cfg, Path(tmp) / "vlit")
         flops = vlit_flops_per_sample(cfg)
-    print(f"matmul peak (fp32, measured): {peak / 1e9:.1f} GFLOP/s")
-    print(f"{'':<34}{'samples/s':>10}{'tokens/s':>10}{'GFLOP/s':>9}{'of peak':>9}")
-    for name, s, t, f in (("baseline (Llava + plain loop)", base_sps, base_tps, base_flops),
-                          ("vlit (feature cache + grouping)", sps, tps, flops)):
-        print(f"{name:<34}{s:>10.2f}{t:>10.1f}{s * f / 1e9:>9.1f}{s * f / peak:>9.1%}")
+        rows.append((f"vlit (feature cache + grouping){', ' + precision if precision != 'no' else ''}", sps, tps,
+                     flops))
+    print("matmul peak (measured): " + ", ".join(f"{k} {v / 1e9:.1f} GFLOP/s" for k, v in peaks.items()))
+    print(f"{'':<40}{'samples/s':>10}{'tokens/s':>10}{'GFLOP/s':>9}{'of peak':>9}")
+    for name, s, t, f in rows:
+        # Against the peak of the precision the run's matmuls use.
+        peak = peaks["bf16"] if name.endswith("bf16") else peaks["float32"]
+        print(f"{name:<40}{s:>10.2f}{t:>10.1f}{s * f / 1e9:>9.1f}{s * f / peak:>9.1%}")
+    if precision != "no":
+        print(f"baseline {precision} / float32 samples/s: {base_sps / rows[0][1]:.2f}x")
     print(f"vlit / baseline samples/s: {sps / base_sps:.2f}x (target >= 1.5x)")
 
 

@@ -14,6 +14,16 @@ ROOT = Path(__file__).resolve().parents[1]
 DEBUG_CONFIG = ROOT / "src" / "vlit" / "configs" / "debug.yaml"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_accelerate_state():
+    """Accelerate keeps one state per process (and refuses a second precision); each test starts afresh, as a
+    new `vlit train` process would."""
+    yield
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
 @pytest.fixture(scope="session")
 def debug_config() -> Config:
     return load_yaml(Config, DEBUG_CONFIG)

@@ -113,6 +113,17 @@ def test_several_checkpoints_give_one_table_with_held_in_and_held_out(pipe, quic
     assert len(json.loads((tmp_path / "results.json").read_text())) == 4
 
 
+def test_a_row_scored_on_some_columns_has_no_average(pipe, quickstart_data, tmp_path):
+    both = [_bench(quickstart_data, "fmnist_classification", max_samples=2),
+            _bench(quickstart_data, "scenes_vqa", max_samples=2)]
+    results = evaluate({"full": pipe}, both, tmp_path) + evaluate({"part": pipe}, both[:1], tmp_path)
+    _, _, full, part = markdown_table(results).splitlines()
+    full_cells, part_cells = ([cell.strip() for cell in row.split("|")[2:5]] for row in (full, part))
+    assert full_cells[2].startswith("**")
+    # The held-in average of the partial row: only one of its two columns was scored.
+    assert part_cells == [full_cells[0], "–", "–"]
+
+
 def test_vlit_eval_end_to_end(checkpoint, quickstart_data, tmp_path, capsys):
     out = tmp_path / "eval"
     code = main(["eval", "--checkpoint", str(checkpoint), "--benchmarks", str(quickstart_data), "--out", str(out),

@@ -98,3 +98,13 @@ def test_stage_config_validation():
         StageConfig(name="s", data=data, train=["llm", "lora"], lr={"llm": 1.0, "lora": 1.0}, steps=1)
     with pytest.raises(ConfigError, match="exactly one of steps or epochs"):
         StageConfig(name="s", data=data, train=["connector"], lr={"connector": 1.0})
+
+
+@pytest.mark.parametrize("supported, expected", [(True, "bf16"), (False, "no")])
+def test_bf16_falls_back_to_float32_on_a_cpu_without_bf16_matmuls(train_config, monkeypatch, supported, expected):
+    from vlit.training.loop import make_accelerator
+
+    monkeypatch.setattr(torch.accelerator, "is_available", lambda: False)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: supported)
+    cfg = dataclasses.replace(train_config, train=dataclasses.replace(train_config.train, mixed_precision="bf16"))
+    assert make_accelerator(cfg).mixed_precision == expected

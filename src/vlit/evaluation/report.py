@@ -40,7 +40,9 @@ def markdown_table(results: list[Result]) -> str:
                 values += [r.primary * 100] if r else []
                 row.append(f"{r.primary * 100:.1f}" if r else "–")
             if cols[split]:
-                row.append(f"**{sum(values) / len(values):.1f}**" if values else "–")
+                # An average over some of the columns would not compare with the full rows' averages.
+                complete = len(values) == len(cols[split])
+                row.append(f"**{sum(values) / len(values):.1f}**" if complete else "–")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 

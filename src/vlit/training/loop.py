@@ -44,13 +44,18 @@ def make_accelerator(cfg: Config) -> Accelerator:
     # On a machine without an accelerator, processes started by `accelerate launch --multi_gpu` (torchrun)
     # form a CPU (gloo) process group instead of each training alone.
     cpu = not torch.accelerator.is_available()
+    precision = cfg.train.mixed_precision
+    if cpu and precision == "bf16" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        # Without AVX512-BF16 / AMX, oneDNN emulates bf16 matmuls: slower than float32, and no memory to save.
+        log.warning("train.mixed_precision: this CPU has no bf16 matrix instructions; training in float32")
+        precision = "no"
     try:
-        return Accelerator(mixed_precision=cfg.train.mixed_precision, kwargs_handlers=[ddp], cpu=cpu)
+        return Accelerator(mixed_precision=precision, kwargs_handlers=[ddp], cpu=cpu)
     except ValueError as e:
         if "already been initialized" not in str(e):
             raise
         # Accelerate keeps one state per process: a second run in it must use the same precision.
-        raise VlitError(f"train.mixed_precision: {cfg.train.mixed_precision!r} differs from an earlier training "
+        raise VlitError(f"train.mixed_precision: {precision!r} differs from an earlier training "
                         "run in this process; Accelerate allows one setting per process") from None
 
 
