@@ -17,7 +17,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. stages.0.steps=100 train.seed=1")
     parser.add_argument("--out", required=True, type=Path, help="run folder: checkpoints, metrics, final model")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # overrides may follow --out
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = load_yaml(Config, args.config, args.overrides)
     from vlit.training.loop import Trainer
