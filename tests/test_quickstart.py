@@ -28,3 +28,4 @@ def test_quickstart_runs_end_to_end(tmp_path, capsys):
     assert table in printed
     assert "Held-in Fashion-MNIST accuracy of generated answers" in printed
     assert "truth:" in printed and str(out / "eval" / "results.md") in printed
+    assert ") px" in printed  # refer targets shown in pixels, beside the box read from the answer

@@ -91,6 +91,7 @@ def main(argv: list[str]) -> int:
 
 def _show_examples(folder: Path, benches, labels: list[str], count: int) -> None:
     from vlit.evaluation.benchmarks import load_samples
+    from vlit.evaluation.extract import extract_box
 
     print("Example answers (trained models), ground truth beside them:")
     for bench in benches:
@@ -104,9 +105,15 @@ def _show_examples(folder: Path, benches, labels: list[str], count: int) -> None
                 preds[row["id"]] = row["prediction"]
             for s in samples:
                 question = s.conversation.turns[-1].content.replace("<image>", "").strip().splitlines()[0]
+                answer = preds.get(s.id, "")
                 truth = s.references[0] if s.references else ""
-                print(f"    [{label}] Q: {question[:70]}\n      answer: {preds.get(s.id, '')[:60]!r}   "
-                      f"truth: {truth!r}")
+                if isinstance(truth, str):
+                    shown, truth_shown = repr(answer[:60]), repr(truth)
+                else:  # a box: the answer as the metric reads it, in pixels beside the target's pixels
+                    box = extract_box(answer, s.meta["image_size"])
+                    read = f"({', '.join(f'{v:.0f}' for v in box)}) px" if box else "no box"
+                    shown, truth_shown = f"{answer[:60]!r} -> {read}", f"({', '.join(f'{v:.0f}' for v in truth)}) px"
+                print(f"    [{label}] Q: {question[:70]}\n      answer: {shown}   truth: {truth_shown}")
 
 
 def _summary(results, out: Path, table: Path, seconds: float) -> None:
