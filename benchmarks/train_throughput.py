@@ -151,33 +151,31 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root, cache = Path(tmp) / "data", Path(tmp) / "features"
         build_quickstart(root, seed=0, scale=0.1 if args.quick else 0.3, progress=False)
-        peaks = {"float32": matmul_peak()}
+        # Each row is measured against the matmul peak of the precision its matmuls run in.
+        peaks = {"no": matmul_peak()}
+        rows = []  # (name, precision, samples/s, tokens/s, FLOPs per sample)
+        suffix = ""
         if precision == "bf16":
             peaks["bf16"] = matmul_peak(torch.bfloat16)
-        rows = []
-        if precision != "no":
-            fp32 = baseline(recipe(root, steps, args.batch_size, cache, False), steps, args.batch_size)
-            rows.append(("baseline, float32", *fp32))
+            suffix = ", bf16"
+            rows.append(("baseline, float32", "no",
+                         *baseline(recipe(root, steps, args.batch_size, cache, False), steps, args.batch_size)))
         base_sps, base_tps, base_flops = baseline(recipe(root, steps, args.batch_size, cache, False, precision),
                                                   steps, args.batch_size)
-        rows.append((f"baseline (Llava + plain loop){', ' + precision if precision != 'no' else ''}", base_sps,
-                     base_tps, base_flops))
+        rows.append((f"baseline (Llava + plain loop){suffix}", precision, base_sps, base_tps, base_flops))
         # vlit: a first pass fills the feature cache (as the first epoch of a run does); the timed run reads it.
         warm = recipe(root, steps, args.batch_size, cache, True, precision)
         Trainer(warm, Path(tmp) / "warm").run()
         cfg = recipe(root, steps, args.batch_size, cache, True, precision)
         sps, tps = vlit_loop(cfg, Path(tmp) / "vlit")
-        flops = vlit_flops_per_sample(cfg)
-        rows.append((f"vlit (feature cache + grouping){', ' + precision if precision != 'no' else ''}", sps, tps,
-                     flops))
-    print("matmul peak (measured): " + ", ".join(f"{k} {v / 1e9:.1f} GFLOP/s" for k, v in peaks.items()))
+        rows.append((f"vlit (feature cache + grouping){suffix}", precision, sps, tps, vlit_flops_per_sample(cfg)))
+    print("matmul peak (measured): " + ", ".join(f"{'float32' if k == 'no' else k} {v / 1e9:.1f} GFLOP/s"
+                                                 for k, v in peaks.items()))
     print(f"{'':<40}{'samples/s':>10}{'tokens/s':>10}{'GFLOP/s':>9}{'of peak':>9}")
-    for name, s, t, f in rows:
-        # Against the peak of the precision the run's matmuls use.
-        peak = peaks["bf16"] if name.endswith("bf16") else peaks["float32"]
-        print(f"{name:<40}{s:>10.2f}{t:>10.1f}{s * f / 1e9:>9.1f}{s * f / peak:>9.1%}")
-    if precision != "no":
-        print(f"baseline {precision} / float32 samples/s: {base_sps / rows[0][1]:.2f}x")
+    for name, dtype, s, t, f in rows:
+        print(f"{name:<40}{s:>10.2f}{t:>10.1f}{s * f / 1e9:>9.1f}{s * f / peaks[dtype]:>9.1%}")
+    if precision == "bf16":
+        print(f"baseline bf16 / float32 samples/s: {base_sps / rows[0][2]:.2f}x")
     print(f"vlit / baseline samples/s: {sps / base_sps:.2f}x (target >= 1.5x)")
 
 

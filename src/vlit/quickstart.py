@@ -111,9 +111,13 @@ def _show_examples(folder: Path, benches, labels: list[str], count: int) -> None
                     shown, truth_shown = repr(answer[:60]), repr(truth)
                 else:  # a box: the answer as the metric reads it, in pixels beside the target's pixels
                     box = extract_box(answer, s.meta["image_size"])
-                    read = f"({', '.join(f'{v:.0f}' for v in box)}) px" if box else "no box"
-                    shown, truth_shown = f"{answer[:60]!r} -> {read}", f"({', '.join(f'{v:.0f}' for v in truth)}) px"
+                    shown = f"{answer[:60]!r} -> {_pixels(box) if box else 'no box'}"
+                    truth_shown = _pixels(truth)
                 print(f"    [{label}] Q: {question[:70]}\n      answer: {shown}   truth: {truth_shown}")
+
+
+def _pixels(box) -> str:
+    return f"({', '.join(f'{v:.0f}' for v in box)}) px"
 
 
 def _summary(results, out: Path, table: Path, seconds: float) -> None:
