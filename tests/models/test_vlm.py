@@ -86,3 +86,61 @@ def test_build_is_deterministic(debug_config):
     b, _ = build_model(debug_config.model)
     for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(pa, pb), name
+
+
+def test_sample_loss_averages_each_row_first(debug_model, red_image):
+    model, processor = debug_model
+    convs = [Conversation.single("What colour?", "Red.", image=red_image),
+             Conversation.single("Describe it.", "A red square on a plain grey background, seen from above.",
+                                 image=red_image)]
+    batch = processor.collate([processor.encode(c) for c in convs], "left")
+    full = model(**_inputs(batch)).logits
+    rows = []
+    for logits, labels in zip(full[:, :-1], batch["labels"][:, 1:], strict=True):
+        rows.append(torch.nn.functional.cross_entropy(logits[labels != -100], labels[labels != -100]))
+    sample = model(**_inputs(batch), labels=batch["labels"], loss_per="sample").loss
+    torch.testing.assert_close(sample, torch.stack(rows).mean())
+    token = model(**_inputs(batch), labels=batch["labels"]).loss
+    assert abs(float(sample - token)) > 1e-3  # the answers differ in length, so the two means differ
+    with pytest.raises(VlitError, match="loss_per: 'row'"):
+        model(**_inputs(batch), labels=batch["labels"], loss_per="row")
+
+
+def test_sample_loss_skips_rows_without_learned_tokens():
+    from vlit.models.vlm import per_sample_loss
+
+    logits = torch.randn(2, 4, 7)
+    labels = torch.tensor([[-100, 3, 5, -100], [-100, -100, -100, -100]])
+    expected = torch.nn.functional.cross_entropy(logits[0, :2], labels[0, 1:3])
+    torch.testing.assert_close(per_sample_loss(logits, labels), expected)
+
+
+def test_a_bf16_llm_keeps_a_float32_connector_that_trains(debug_config, red_image, monkeypatch):
+    import dataclasses
+
+    from vlit.models.build import build_model
+
+    monkeypatch.setattr("vlit.models.llm.bf16_is_emulated", lambda: False)
+    llm = dataclasses.replace(debug_config.model.llm, dtype="bfloat16")
+    model, processor = build_model(dataclasses.replace(debug_config.model, llm=llm))
+    assert next(model.llm.parameters()).dtype == torch.bfloat16
+    assert {p.dtype for p in model.connector.parameters()} == {torch.float32}
+    batch = processor.collate([processor.encode(Conversation.single("What colour?", "Red.", image=red_image))])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model(**_inputs(batch), labels=batch["labels"]).loss
+    loss.backward()
+    assert torch.isfinite(loss)
+    grads = [p.grad for p in model.connector.parameters()]
+    assert all(g is not None and g.dtype == torch.float32 for g in grads) and any(g.abs().sum() > 0 for g in grads)
+
+
+def test_bf16_llm_loads_in_float32_on_a_cpu_without_bf16_matmuls(debug_config, monkeypatch, caplog):
+    import dataclasses
+
+    from vlit.models.llm import load_llm
+
+    monkeypatch.setattr(torch.accelerator, "is_available", lambda: False)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    llm = load_llm(dataclasses.replace(debug_config.model.llm, dtype="bfloat16"))
+    assert next(llm.parameters()).dtype == torch.float32
+    assert "no bf16 matrix instructions" in caplog.text

@@ -34,6 +34,9 @@ class StageConfig:
     template: ChatTemplateName | None = None
     """Chat template for this stage only (LLaVA's stage 1 uses `plain`); None keeps the model's."""
     max_length: int = 512
+    loss_per: Literal["token", "sample"] = "token"
+    """`token`: the mean over the batch's answer tokens (LLaVA, InstructBLIP); `sample`: each row's mean first,
+    so short answers (a class name) are not outweighed by long ones (a caption) in a mixed batch."""
 
     def __post_init__(self) -> None:
         if not self.train:

@@ -33,7 +33,10 @@ def build_model(cfg: ModelConfig) -> tuple[VisionLanguageModel, Processor]:
         tokenizer = load_tokenizer(cfg.llm)
         image_token_id = add_image_token(llm, tokenizer, IMAGE_TOKEN)
         llm_dim = llm.get_input_embeddings().embedding_dim
-        connector = build_connector(cfg.connector, vision.hidden_size, llm_dim).to(llm.dtype)
+        # The connector stays float32 whatever the LLM's dtype: it is what trains, and AdamW's small updates
+        # vanish when rounded to a bf16 weight. It runs under autocast in training; its output is cast to the
+        # LLM's dtype where it enters (VisionLanguageModel.embed_multimodal).
+        connector = build_connector(cfg.connector, vision.hidden_size, llm_dim)
         if cfg.lora is not None:
             llm = apply_lora(llm, cfg.lora)
     if llm.generation_config.pad_token_id is None:

@@ -33,6 +33,12 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+def bf16_is_emulated() -> bool:
+    """Whether bf16 matmuls would be emulated: no accelerator, and a CPU without AVX512-BF16 or AMX. oneDNN
+    then converts to float32 around every matmul, slower than float32 throughout."""
+    return not torch.accelerator.is_available() and not torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 def cache_root() -> Path:
     """`$VLIT_CACHE`, else `~/.cache/vlit`: where derived copies of packaged parts live."""
     return Path(os.environ.get("VLIT_CACHE") or Path.home() / ".cache" / "vlit")
@@ -100,6 +106,9 @@ def load_tokenizer(cfg: LLMConfig) -> PreTrainedTokenizerBase:
 def load_llm(cfg: LLMConfig) -> PreTrainedModel:
     """The causal LM, unchanged: never subclassed or patched; vlit feeds it `inputs_embeds`."""
     dtype = DTYPES[cfg.dtype]
+    if dtype == torch.bfloat16 and bf16_is_emulated():
+        log.warning("llm.dtype: this CPU has no bf16 matrix instructions; loading the LLM in float32")
+        dtype = torch.float32
     kwargs = {"attn_implementation": cfg.attn_implementation} if cfg.attn_implementation else {}
     if cfg.source == "random":
         try:

@@ -70,7 +70,7 @@ class VisionLanguageModel(nn.Module):
             return embeds
         if self.connector.needs_instruction and instruction is None:
             raise VlitError("instruction: the instruction-aware Q-Former needs the instruction ids")
-        # The connector may run in another dtype than a frozen encoder (e.g. bf16 connector, fp32 features).
+        # The connector may run in another dtype than the encoder and the LLM (float32 beside a bf16 LLM).
         dtype = next(self.connector.parameters()).dtype
         tokens = self.connector(image_features.to(dtype), instruction).to(embeds.dtype)
         return embeds.masked_scatter(slots.unsqueeze(-1), tokens.reshape(-1, tokens.shape[-1]))
@@ -78,8 +78,12 @@ class VisionLanguageModel(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, pixel_values: torch.Tensor | None = None,
                 image_features: torch.Tensor | None = None, instruction: Instruction | None = None,
-                **llm_kwargs) -> CausalLMOutputWithPast:
-        """Logits float[B, L, V]; with `labels` (-100 where not learned) also the LLM's mean token loss.
+                loss_per: str = "token", **llm_kwargs) -> CausalLMOutputWithPast:
+        """Logits float[B, L, V]; with `labels` (-100 where not learned) also the loss.
+
+        `loss_per="token"` is the LLM's own loss, the mean over the batch's learned tokens (LLaVA, InstructBLIP);
+        `"sample"` averages each row's tokens first, then the rows, so a one-word answer weighs as much as a
+        paragraph beside it in the batch.
 
         With labels, logits are only computed from the position before the batch's first learned token on
         (`logits_to_keep`): prompts and images are most of a sequence, and the vocabulary projection of
@@ -91,10 +95,20 @@ class VisionLanguageModel(nn.Module):
             llm_kwargs["position_ids"] = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         if labels is not None and "logits_to_keep" not in llm_kwargs and self._keeps_logits:
             learned = (labels != IGNORE_INDEX).any(0).nonzero()
-            keep = labels.shape[1] - int(learned[0]) + 1 if len(learned) else 1
-            llm_kwargs["logits_to_keep"] = min(keep, labels.shape[1])
-            labels = labels[:, -llm_kwargs["logits_to_keep"]:]
-        return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **llm_kwargs)
+            length = labels.shape[1]
+            keep = min(length - int(learned[0]) + 1 if len(learned) else 1, length)
+            # Positions as an index tensor, not the int: indexing copies the kept hidden states into a
+            # contiguous tensor, where a slice is a strided view that torch.matmul cannot fold into one matmul;
+            # it then copies the vocabulary projection's weight once per row, which tripled its cost.
+            llm_kwargs["logits_to_keep"] = torch.arange(length - keep, length, device=labels.device)
+            labels = labels[:, -keep:]
+        if loss_per == "token" or labels is None:
+            return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **llm_kwargs)
+        if loss_per != "sample":
+            raise VlitError(f"loss_per: {loss_per!r} is not one of 'token', 'sample'")
+        out = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, **llm_kwargs)
+        out.loss = per_sample_loss(out.logits, labels)
+        return out
 
     @property
     def _keeps_logits(self) -> bool:
@@ -114,3 +128,17 @@ class VisionLanguageModel(nn.Module):
         suppress = list(generate_kwargs.pop("suppress_tokens", None) or []) + [self.image_token_id]
         return self.llm.generate(inputs_embeds=embeds, attention_mask=attention_mask,
                                  suppress_tokens=suppress, **generate_kwargs)
+
+
+def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy averaged within each row, then over the rows that have learned tokens.
+
+    logits float[B, K, V] line up with labels long[B, K] (the same last K positions); float32 like the LLM's
+    own loss, since a bf16 log-softmax over a large vocabulary loses precision.
+    """
+    targets = labels[:, 1:]
+    tokens = nn.functional.cross_entropy(logits[:, :-1].float().transpose(1, 2), targets,
+                                         ignore_index=IGNORE_INDEX, reduction="none")
+    learned = (targets != IGNORE_INDEX).sum(1)
+    rows = learned > 0
+    return (tokens.sum(1)[rows] / learned[rows]).mean()

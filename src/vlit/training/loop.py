@@ -20,7 +20,7 @@ from vlit.data.chat_templates import chat_template
 from vlit.data.processor import Example, Processor
 from vlit.errors import VlitError
 from vlit.models.build import build_model
-from vlit.models.llm import cache_root
+from vlit.models.llm import bf16_is_emulated, cache_root
 from vlit.models.saving import save_model
 from vlit.models.vlm import VisionLanguageModel
 from vlit.training.checkpoint import (
@@ -45,8 +45,7 @@ def make_accelerator(cfg: Config) -> Accelerator:
     # form a CPU (gloo) process group instead of each training alone.
     cpu = not torch.accelerator.is_available()
     precision = cfg.train.mixed_precision
-    if cpu and precision == "bf16" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        # Without AVX512-BF16 / AMX, oneDNN emulates bf16 matmuls: slower than float32, and no memory to save.
+    if precision == "bf16" and bf16_is_emulated():
         log.warning("train.mixed_precision: this CPU has no bf16 matrix instructions; training in float32")
         precision = "no"
     try:
@@ -201,7 +200,7 @@ class Trainer:
             inputs = self._inputs(examples, processor, cache)
             sync = nullcontext() if micro == stage.grad_accum - 1 else acc.no_sync(model)
             with sync, acc.autocast():
-                loss = model(**inputs).loss
+                loss = model(**inputs, loss_per=stage.loss_per).loss
                 acc.backward(loss / stage.grad_accum)
             total += loss.item()
             window["samples"] += len(examples) * acc.num_processes
