@@ -99,7 +99,7 @@ class VisionLanguageModel(nn.Module):
             keep = min(length - int(learned[0]) + 1 if len(learned) else 1, length)
             # Positions as an index tensor, not the int: indexing copies the kept hidden states into a
             # contiguous tensor, where a slice is a strided view that torch.matmul cannot fold into one matmul;
-            # it then copies the vocabulary projection's weight once per row, which tripled its cost.
+            # it then copies the vocabulary projection's weight once per row (2x slower in float32, 9x in bf16).
             llm_kwargs["logits_to_keep"] = torch.arange(length - keep, length, device=labels.device)
             labels = labels[:, -keep:]
         if loss_per == "token" or labels is None:
