@@ -8,6 +8,7 @@ module scatters the connector's tokens into those positions (`embed_multimodal`)
 from __future__ import annotations
 
 import inspect
+from typing import Literal
 
 import torch
 from torch import nn
@@ -78,7 +79,7 @@ class VisionLanguageModel(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, pixel_values: torch.Tensor | None = None,
                 image_features: torch.Tensor | None = None, instruction: Instruction | None = None,
-                loss_per: str = "token", **llm_kwargs) -> CausalLMOutputWithPast:
+                loss_per: Literal["token", "sample"] = "token", **llm_kwargs) -> CausalLMOutputWithPast:
         """Logits float[B, L, V]; with `labels` (-100 where not learned) also the loss.
 
         `loss_per="token"` is the LLM's own loss, the mean over the batch's learned tokens (LLaVA, InstructBLIP);
@@ -89,6 +90,8 @@ class VisionLanguageModel(nn.Module):
         (`logits_to_keep`): prompts and images are most of a sequence, and the vocabulary projection of
         every prompt position would be wasted work. The loss is the same.
         """
+        if loss_per not in ("token", "sample"):
+            raise VlitError(f"loss_per: {loss_per!r} is not one of 'token', 'sample'")
         embeds = self.embed_multimodal(input_ids, pixel_values, image_features, instruction)
         if attention_mask is not None and "position_ids" not in llm_kwargs:
             # Positions count real tokens only, so left and right padding give the same result.
@@ -104,8 +107,6 @@ class VisionLanguageModel(nn.Module):
             labels = labels[:, -keep:]
         if loss_per == "token" or labels is None:
             return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **llm_kwargs)
-        if loss_per != "sample":
-            raise VlitError(f"loss_per: {loss_per!r} is not one of 'token', 'sample'")
         out = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, **llm_kwargs)
         out.loss = per_sample_loss(out.logits, labels)
         return out
