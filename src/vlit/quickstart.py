@@ -25,7 +25,7 @@ BENCHMARKS = {"fmnist_classification": 100, "fmnist_multiple_choice": 16, "scene
               "scenes_yes_no": 16, "scenes_refer": 16, "fmnist_yes_no": 24, "scenes_spatial": 24}
 """Test splits the quickstart scores, and how many samples of each (a few minutes on 2 CPU cores). The headline
 Fashion-MNIST accuracy gets the most: one checkpoint scored 35% on the first 40 samples and 51% on all 200."""
-BASELINE_BENCHMARKS = {"fmnist_classification": 40, "scenes_vqa": 16, "scenes_spatial": 24}
+BASELINE_BENCHMARKS = {"fmnist_classification": 20, "scenes_vqa": 16, "scenes_spatial": 24}
 """The splits the untrained-connector baselines are scored on (two held-in, one held-out), and on how many samples
 (the first of the trained models' samples): enough to show what training added, at a fraction of the cost of
 scoring them everywhere (they always generate to the token limit)."""
@@ -94,6 +94,7 @@ def main(argv: list[str]) -> int:
 
 
 def _show_examples(folder: Path, benches, labels: list[str], count: int) -> None:
+    from vlit.data.styles import LETTERS
     from vlit.evaluation.benchmarks import load_samples
     from vlit.evaluation.extract import extract_box
 
@@ -113,6 +114,9 @@ def _show_examples(folder: Path, benches, labels: list[str], count: int) -> None
                 truth = s.references[0] if s.references else ""
                 if isinstance(truth, str):
                     shown, truth_shown = repr(answer[:60]), repr(truth)
+                    if s.task == "multiple_choice" and truth in LETTERS[:len(s.candidates)]:
+                        # InstructBLIP-style prompts answer with the option itself, LLaVA-style with its letter.
+                        truth_shown += f" ({s.candidates[LETTERS.index(truth)]})"
                 else:  # a box: the answer as the metric reads it, in pixels beside the target's pixels
                     box = extract_box(answer, s.meta["image_size"])
                     shown = f"{answer[:60]!r} -> {_pixels(box) if box else 'no box'}"
