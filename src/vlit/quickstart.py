@@ -114,7 +114,7 @@ def _show_examples(folder: Path, benches, labels: list[str], count: int) -> None
                 truth = s.references[0] if s.references else ""
                 if isinstance(truth, str):
                     shown, truth_shown = repr(answer[:60]), repr(truth)
-                    if s.task == "multiple_choice" and truth in LETTERS[:len(s.candidates)]:
+                    if s.task == "multiple_choice" and s.candidates and truth in LETTERS[:len(s.candidates)]:
                         # InstructBLIP-style prompts answer with the option itself, LLaVA-style with its letter.
                         truth_shown += f" ({s.candidates[LETTERS.index(truth)]})"
                 else:  # a box: the answer as the metric reads it, in pixels beside the target's pixels
