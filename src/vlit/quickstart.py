@@ -94,9 +94,8 @@ def main(argv: list[str]) -> int:
 
 
 def _show_examples(folder: Path, benches, labels: list[str], count: int) -> None:
-    from vlit.data.styles import LETTERS
     from vlit.evaluation.benchmarks import load_samples
-    from vlit.evaluation.extract import extract_box
+    from vlit.evaluation.extract import extract_box, extract_choice
 
     print("Example answers (trained models), ground truth beside them:")
     for bench in benches:
@@ -114,9 +113,11 @@ def _show_examples(folder: Path, benches, labels: list[str], count: int) -> None
                 truth = s.references[0] if s.references else ""
                 if isinstance(truth, str):
                     shown, truth_shown = repr(answer[:60]), repr(truth)
-                    if s.task == "multiple_choice" and s.candidates and truth in LETTERS[:len(s.candidates)]:
-                        # InstructBLIP-style prompts answer with the option itself, LLaVA-style with its letter.
-                        truth_shown += f" ({s.candidates[LETTERS.index(truth)]})"
+                    # InstructBLIP-style prompts answer with the option itself, LLaVA-style with its letter.
+                    choice = s.task == "multiple_choice" and s.candidates
+                    index = extract_choice(truth, s.candidates) if choice else None
+                    if index is not None:
+                        truth_shown += f" ({s.candidates[index]})"
                 else:  # a box: the answer as the metric reads it, in pixels beside the target's pixels
                     box = extract_box(answer, s.meta["image_size"])
                     shown = f"{answer[:60]!r} -> {_pixels(box) if box else 'no box'}"
