@@ -41,7 +41,7 @@ from vlit.config import (
     TrainConfig,
     VisionConfig,
 )
-from vlit.data.build import build_quickstart
+from vlit.data.sources.build import build_quickstart
 from vlit.models.build import build_model
 from vlit.models.export import llava_config, llava_state_dict
 from vlit.training.loop import Trainer

@@ -54,7 +54,7 @@ def recipe(name: str, args: argparse.Namespace, data: Path) -> Config:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from vlit.data.build import build_quickstart
+    from vlit.data.sources.build import build_quickstart
     from vlit.evaluation.benchmarks import quickstart_benchmarks
     from vlit.evaluation.report import write_report
     from vlit.evaluation.runner import evaluate

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from vlit.data.build import task_row
-from vlit.data.templates import TaskRecord
+from vlit.data.prompting.templates import TaskRecord
+from vlit.data.sources.build import task_row
 from vlit.errors import VlitError
 from vlit.evaluation import (
     load_coco_captions,

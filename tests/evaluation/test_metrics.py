@@ -4,8 +4,8 @@ import shutil
 
 import pytest
 
-from vlit.data.boxes import from_grid, iou
 from vlit.data.conversation import Conversation
+from vlit.data.prompting.boxes import from_grid, iou
 from vlit.errors import VlitError
 from vlit.evaluation import captioning
 from vlit.evaluation.extract import extract_box, extract_choice, extract_option, pope_answer

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from vlit.cli import main
-from vlit.data.styles import LETTERS
+from vlit.data.prompting.styles import LETTERS
 from vlit.evaluation.benchmarks import quickstart_benchmarks
 from vlit.evaluation.report import markdown_table, write_report
 from vlit.evaluation.runner import evaluate, run_benchmark
@@ -18,7 +18,7 @@ from vlit.inference.pipeline import Pipeline
 
 @pytest.fixture(scope="module")
 def quickstart_data(tmp_path_factory) -> Path:
-    from vlit.data.build import build_quickstart
+    from vlit.data.sources.build import build_quickstart
     from vlit.data.sources.fashion_mnist import FASHION_MNIST_ROOT
 
     if not FASHION_MNIST_ROOT.exists():

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from vlit.data.boxes import from_grid, to_grid
+from vlit.data.prompting.boxes import from_grid, to_grid
 from vlit.inference.grounding import (
     GroundedBox,
     draw_grounding,

@@ -5,9 +5,9 @@ import dataclasses
 import pytest
 import torch
 
-from vlit.data.chat_templates import Llama2Inst
 from vlit.data.conversation import Conversation
-from vlit.data.processor import IGNORE_INDEX
+from vlit.data.loading.processor import IGNORE_INDEX
+from vlit.data.prompting.chat_templates import Llama2Inst
 from vlit.errors import VlitError
 from vlit.inference.pipeline import Pipeline
 from vlit.inference.ranking import candidate_ids, rank, rank_letters, score_full, tokenize_candidates

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 from skimage import data
 
-from vlit.data.transforms import pixel_values
+from vlit.data.loading.transforms import pixel_values
 from vlit.errors import VlitError
 from vlit.models.efficientnet import IMAGENET_LITE_SPEC, EfficientNetLite, load_efficientnet_lite0
 

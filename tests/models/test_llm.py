@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from vlit.assets import load_tokenizer, smollm2_folder
 from vlit.config import LLMConfig
-from vlit.models.llm import load_llm, load_tokenizer, smollm2_folder
+from vlit.models.llm import load_llm
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from vlit.data.conversation import Conversation
-from vlit.data.images import load_image
+from vlit.data.reading.images import load_image
 from vlit.errors import VlitError
 from vlit.inference.grounding import draw_grounding, parse_grounding
 from vlit.inference.session import ChatState

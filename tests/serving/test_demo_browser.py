@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import pytest
 from PIL import Image, ImageDraw
 
-from vlit.data.images import load_image
+from vlit.data.reading.images import load_image
 from vlit.inference.grounding import draw_grounding, parse_grounding
 
 pytestmark = [

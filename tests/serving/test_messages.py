@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from vlit.data.images import ImageError, ImageTooLarge, decode_image
+from vlit.data.reading.images import ImageError, ImageTooLarge, decode_image
 from vlit.serving.api import answer_boxes
 from vlit.serving.errors import APIError
 from vlit.serving.images import decode_data_uri

@@ -10,7 +10,7 @@ from vlit.config import Config, load_yaml
 @pytest.fixture(scope="session")
 def debug_data(tmp_path_factory):
     """The debug recipe's tiny quickstart build, made once per test session."""
-    from vlit.data.build import build_quickstart
+    from vlit.data.sources.build import build_quickstart
 
     root = tmp_path_factory.mktemp("debug-data")
     build_quickstart(root, seed=0, scale=0.05, progress=False)

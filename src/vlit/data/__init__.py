@@ -1,1 +1,12 @@
-"""Instruction data: conversations, formats, templates, sources, mixtures, and the model-side processor."""
+"""Instruction data, in the order a row travels:
+
+- `reading/`: files into `Conversation`s (LLaVA JSON / JSONL read by content, images decoded safely, every
+  row validated);
+- `sources/`: vlit's own data (Fashion-MNIST, rendered scenes) as task records, and the quickstart build;
+- `prompting/`: how a task record becomes a prompt and an answer is read back (task specs, templates, prompt
+  styles, boxes as text, chat templates);
+- `loading/`: rows into model batches (datasets, the mixture, the batch sampler, image transforms, the
+  processor and its typed `Batch`).
+
+`conversation.py` holds the one data object every step passes on. Nothing here imports `vlit.models`.
+"""

@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from vlit.data.validate import validate_file
+    from vlit.data.reading.validate import validate_file
 
     report = validate_file(args.file, args.images, open_images=not args.no_open)
     for problem in report.problems:
@@ -48,15 +48,15 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _tokenizer(name: str | None) -> Any:
     # The model stack (torch, transformers) is imported only here: `validate` must stay fast to start.
+    from vlit.assets import load_tokenizer
     from vlit.config import LLMConfig
-    from vlit.models.llm import load_tokenizer
 
     return load_tokenizer(LLMConfig() if name is None else LLMConfig(tokenizer=name))
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from vlit.data.formats.llava import read_conversations
-    from vlit.data.validate import compute_stats
+    from vlit.data.reading.llava import read_conversations
+    from vlit.data.reading.validate import compute_stats
 
     conversations = read_conversations(args.file)
     print(compute_stats(conversations, _tokenizer(args.tokenizer)).summary())
@@ -66,7 +66,7 @@ def _stats(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     if args.scale <= 0:
         raise VlitError(f"--scale: must be > 0, got {args.scale}")
-    from vlit.data.build import build_quickstart
+    from vlit.data.sources.build import build_quickstart
 
     manifest = build_quickstart(args.out, seed=args.seed, scale=args.scale)
     print(f"built {args.name} in {args.out} (manifest: {args.out / 'manifest.json'})")

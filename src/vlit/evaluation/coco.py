@@ -9,9 +9,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Literal
 
-from vlit.data.styles import RenderStyle
-from vlit.data.templates import TaskRecord
-from vlit.data.transforms import Box
+from vlit.data.loading.transforms import Box
+from vlit.data.prompting.styles import RenderStyle
+from vlit.data.prompting.templates import TaskRecord
 from vlit.errors import VlitError
 from vlit.evaluation.samples import (
     EvalSample,

@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from vlit.data import boxes as bx
-from vlit.data.styles import LETTERS
-from vlit.data.transforms import Box
+from vlit.data.loading.transforms import Box
+from vlit.data.prompting import boxes as bx
+from vlit.data.prompting.styles import LETTERS
 from vlit.evaluation.normalize import normalize_answer
 
 _OPEN, _CLOSE = r"[(\[]", r"[)\].:]"
@@ -91,7 +91,7 @@ def pope_answer(text: str) -> str:
 
 def extract_box(text: str, image_size: Sequence[int]) -> Box | None:
     """The first box of a grounding answer in pixels: MiniGPT-v2's grid `{<x1><y1><x2><y2>}` (cell centres,
-    see `vlit.data.boxes.from_grid`), else LLaVA-1.5's `[x1, y1, x2, y2]` in 0..1. None when there is none."""
+    see `vlit.data.prompting.boxes.from_grid`), else LLaVA-1.5's `[x1, y1, x2, y2]` in 0..1. None when there is none."""
     width, height = image_size
     grid = bx.parse_grid_boxes(text)
     if grid:

@@ -13,9 +13,9 @@ from typing import Any
 
 from vlit.config.data import PromptStyle
 from vlit.data.conversation import Conversation, Turn
-from vlit.data.formats.llava import iter_raw_rows, read_conversations, read_questions
-from vlit.data.styles import LETTERS, RenderStyle
-from vlit.data.templates import TaskRecord
+from vlit.data.prompting.styles import LETTERS, RenderStyle
+from vlit.data.prompting.templates import TaskRecord
+from vlit.data.reading.llava import iter_raw_rows, read_conversations, read_questions
 from vlit.errors import VlitError
 from vlit.evaluation.samples import (
     EVAL_TASKS,
@@ -103,7 +103,7 @@ def load_llava_questions(path: str | Path, image_root: str | Path | None = None,
     """A LLaVA evaluation question file (`{"question_id", "image", "text", "category"}` per line).
 
     LLaVA's files already hold the full prompt (TextVQA's text ends with the short-answer instruction), so the
-    text is kept; `prompt` (e.g. `vlit.data.styles.SHORT_ANSWER`) is appended on its own line when the
+    text is kept; `prompt` (e.g. `vlit.data.prompting.styles.SHORT_ANSWER`) is appended on its own line when the
     text does not contain it yet. The ground truth comes from `answers` (rows keyed by `question_id` with
     `answers`, `answer` or `label`, like POPE's label files), else from the question rows' own such keys;
     every question needs one unless `task` is "open". For `multiple_choice` the answer is a letter or an index
@@ -224,7 +224,7 @@ def _built_sample(row: Conversation, record: TaskRecord, task: EvalTask, style: 
 
 def load_vlit_dataset(path: str | Path, image_root: str | Path | None = None, style: PromptStyle = "as_is",
                       types: Collection[str] | None = None, seed: int = 0) -> list[EvalSample]:
-    """A vlit-built LLaVA JSON (rows with `meta["task"]`, see `vlit.data.templates`); the record's type
+    """A vlit-built LLaVA JSON (rows with `meta["task"]`, see `vlit.data.prompting.templates`); the record's type
     decides the metric. Images are relative to `image_root` (default: the file's folder, as the build writes
     them).
 

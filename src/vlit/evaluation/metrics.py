@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
-from vlit.data.boxes import iou
-from vlit.data.styles import LETTERS
+from vlit.data.prompting.boxes import iou
+from vlit.data.prompting.styles import LETTERS
 from vlit.errors import VlitError
 from vlit.evaluation.captioning import caption_scores
 from vlit.evaluation.extract import extract_box, extract_choice, extract_option, pope_answer

@@ -11,7 +11,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from vlit.config.data import PromptStyle
-from vlit.data.styles import LETTERS
+from vlit.data.prompting.styles import LETTERS
 from vlit.evaluation.benchmarks import BenchmarkConfig, load_samples
 from vlit.evaluation.metrics import metric_for
 from vlit.evaluation.samples import EvalSample

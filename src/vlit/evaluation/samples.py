@@ -12,10 +12,10 @@ from typing import Any, Literal, get_args
 from PIL import Image, UnidentifiedImageError
 
 from vlit.data.conversation import Conversation
-from vlit.data.images import resolve_image_path
-from vlit.data.styles import RenderStyle, render
-from vlit.data.templates import TaskRecord
-from vlit.data.transforms import Box
+from vlit.data.loading.transforms import Box
+from vlit.data.prompting.styles import RenderStyle, render
+from vlit.data.prompting.templates import TaskRecord
+from vlit.data.reading.images import resolve_image_path
 from vlit.errors import VlitError
 
 EvalTask = Literal["vqa", "multiple_choice", "classification", "yes_no", "caption", "refer", "open"]
@@ -132,7 +132,7 @@ def image_size(path: str, where: str) -> tuple[int, int]:
 
 def question_conversation(record: TaskRecord, style: RenderStyle, image: str | None, sample_id: str,
                           seed: int = 0) -> Conversation:
-    """The record asked in `style` (via `vlit.data.styles`, the same prompts training uses), answer dropped:
+    """The record asked in `style` (via `vlit.data.prompting.styles`, the same prompts training uses), answer dropped:
     the user turns up to the last one. InstructBLIP templates are drawn with an rng seeded by (seed, id), so
     a benchmark's prompts do not change between runs."""
     turns = render(record, style, random.Random(f"{seed}:{sample_id}"), image=image is not None)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from vlit.data.conversation import Conversation
-from vlit.data.images import load_image
+from vlit.data.reading.images import load_image
 from vlit.errors import VlitError
 from vlit.inference.grounding import GroundedBox, parse_grounding, save_grounding
 from vlit.inference.pipeline import Pipeline

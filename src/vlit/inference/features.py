@@ -20,8 +20,8 @@ import torch
 from PIL import Image
 
 from vlit.data.conversation import ImageRef
-from vlit.data.images import resolve_image_path
-from vlit.data.processor import Processor
+from vlit.data.loading.processor import Processor
+from vlit.data.reading.images import resolve_image_path
 from vlit.models.vlm import VisionLanguageModel
 
 

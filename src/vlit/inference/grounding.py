@@ -16,8 +16,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from vlit.data import boxes as bx
-from vlit.data.transforms import Box
+from vlit.data.loading.transforms import Box
+from vlit.data.prompting import boxes as bx
 from vlit.errors import VlitError
 
 OPEN, CLOSE = "<p>", "</p>"

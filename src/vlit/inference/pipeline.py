@@ -18,7 +18,7 @@ import torch
 from transformers import StoppingCriteriaList, StopStringCriteria, TextIteratorStreamer
 
 from vlit.data.conversation import Conversation
-from vlit.data.processor import Processor
+from vlit.data.loading.processor import Processor
 from vlit.errors import VlitError
 from vlit.inference.features import FeatureCache
 from vlit.inference.ranking import Normalize, RankResult, rank, rank_letters, require_user_turn_last

@@ -26,7 +26,7 @@ from typing import Literal
 import torch
 
 from vlit.data.conversation import Conversation
-from vlit.data.processor import Processor
+from vlit.data.loading.processor import Processor
 from vlit.errors import VlitError
 from vlit.models.vlm import VisionLanguageModel
 
@@ -162,7 +162,7 @@ def encode_prompt(model: VisionLanguageModel, processor: Processor, conversation
     ids, images = _prompt_inputs(model, processor, conversation, image_features, drop)
     embeds = model.embed_multimodal(ids, **images)
     out = model.llm(inputs_embeds=embeds, attention_mask=torch.ones_like(ids), use_cache=True)
-    return PromptState(ids.shape[1], out.logits[0, -1].float().log_softmax(-1), out.past_key_values)
+    return PromptState(ids.shape[1], out.logits[0, -1].float().log_softmax(-1), out.cache)
 
 
 @torch.no_grad()
@@ -186,7 +186,7 @@ def score_after_prompt(model: VisionLanguageModel, prompt: PromptState, candidat
     attention = torch.cat([torch.ones((count, prompt.length), dtype=torch.long, device=device), mask], dim=1)
     positions = (prompt.length + torch.arange(width, device=device)).expand(count, -1)
     logits = model.llm(inputs_embeds=model.embed_multimodal(ids), attention_mask=attention,
-                       position_ids=positions, past_key_values=cache, use_cache=True).logits
+                       position_ids=positions, cache=cache, use_cache=True).logits
     logprobs = logits.float().log_softmax(-1)
     first = prompt.next_logprobs[ids[:, 0]].unsqueeze(1)
     rest = logprobs[:, :-1].gather(-1, ids[:, 1:, None]).squeeze(-1)

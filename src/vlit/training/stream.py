@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from vlit.config import StageConfig
-from vlit.data.batching import LengthGroupedBatches, padding_fraction
 from vlit.data.conversation import Conversation
-from vlit.data.dataset import load_mixture
-from vlit.data.mixture import Draw, MixtureSampler
-from vlit.data.processor import Example, Processor
+from vlit.data.loading.batching import LengthGroupedBatches, padding_fraction
+from vlit.data.loading.dataset import load_mixture
+from vlit.data.loading.mixture import Draw, MixtureSampler
+from vlit.data.loading.processor import Example, Processor
 
 log = logging.getLogger(__name__)
 

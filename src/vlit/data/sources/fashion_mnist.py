@@ -17,8 +17,8 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
+from vlit.data.prompting.templates import TaskRecord
 from vlit.data.sources import Example, with_article
-from vlit.data.templates import TaskRecord
 from vlit.errors import VlitError
 
 FASHION_MNIST_ROOT = Path("/usr/share/datasets/fashion-mnist")

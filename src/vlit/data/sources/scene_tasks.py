@@ -12,9 +12,9 @@ import random
 from collections import Counter
 from itertools import permutations
 
+from vlit.data.prompting.templates import TaskRecord
 from vlit.data.sources import Example, with_article
 from vlit.data.sources.scenes import COLOURS, KINDS, Scene, Shape, render_scene, sample_scene
-from vlit.data.templates import TaskRecord
 from vlit.errors import VlitError
 
 TASKS = ("caption", "vqa", "counting", "yes_no", "spatial", "question_generation", "dialogue",

@@ -6,7 +6,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vlit.data.templates import MAX_TEMPLATES, MIN_TEMPLATES, PLACEHOLDERS, TASK_TYPES, TaskRecord, load_templates
+from vlit.data.prompting.templates import (
+    MAX_TEMPLATES,
+    MIN_TEMPLATES,
+    PLACEHOLDERS,
+    TASK_TYPES,
+    TaskRecord,
+    load_templates,
+)
 from vlit.errors import VlitError
 
 
@@ -38,7 +45,7 @@ def test_some_templates_ask_for_short_answers():
 
 @pytest.fixture
 def template_dir(tmp_path: Path) -> Path:
-    src = resources.files("vlit.data") / "templates"
+    src = resources.files("vlit.data.prompting") / "templates"
     for task in TASK_TYPES:
         (tmp_path / f"{task}.yaml").write_text((src / f"{task}.yaml").read_text(encoding="utf-8"))
     return tmp_path

@@ -4,7 +4,7 @@ an InstructBLIP-style held-in / held-out split, written as PNG images plus LLaVA
 Layout of `out_dir`:
 
     manifest.json                       datasets, tasks, categories, sources, licences, counts, split policy
-    <dataset>/train.json, test.json     LLaVA rows (+ "dataset" and "task", see `vlit.data.templates`)
+    <dataset>/train.json, test.json     LLaVA rows (+ "dataset" and "task", see `vlit.data.prompting.templates`)
     <dataset>/images/<split>/NNNNN.png  image paths in the rows are relative to the JSON's folder
 
 Held-out datasets get only a test split: nothing of them is trained on. Every random choice comes from a
@@ -23,9 +23,9 @@ from typing import Any, Literal
 
 from tqdm import tqdm
 
+from vlit.data.prompting.styles import RenderStyle, render
+from vlit.data.prompting.templates import TaskRecord
 from vlit.data.sources import Example, fashion_mnist, scene_tasks
-from vlit.data.styles import RenderStyle, render
-from vlit.data.templates import TaskRecord
 from vlit.errors import VlitError
 
 Source = Literal["fashion_mnist", "scenes"]
@@ -37,7 +37,7 @@ class DatasetSpec:
     name: str
     source: Source
     task: str
-    """A task type of `vlit.data.templates.TASK_TYPES`."""
+    """A task type of `vlit.data.prompting.templates.TASK_TYPES`."""
     category: str
     """InstructBLIP-style task category; whole categories can be held out."""
     train: int

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from vlit.data.conversation import IMAGE_TOKEN, Conversation
-from vlit.data.formats.llava import Problem, iter_raw_rows, row_images, row_problems
-from vlit.data.images import ImageError, open_image, resolve_image_path
+from vlit.data.reading.images import ImageError, open_image, resolve_image_path
+from vlit.data.reading.llava import Problem, iter_raw_rows, row_images, row_problems
 
 
 @dataclass(frozen=True)

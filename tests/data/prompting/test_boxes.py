@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from vlit.data import boxes as bx
-from vlit.data.transforms import ImageSpec, to_square
+from vlit.data.loading.transforms import ImageSpec, to_square
+from vlit.data.prompting import boxes as bx
 
 
 def test_grid_uses_minigptv2_formula_per_axis():

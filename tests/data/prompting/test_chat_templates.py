@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from vlit.assets import load_tokenizer
 from vlit.config import LLMConfig
-from vlit.data.chat_templates import VICUNA_SYSTEM, chat_template
 from vlit.data.conversation import Conversation, Turn
-from vlit.data.processor import IGNORE_INDEX
-from vlit.models.llm import load_tokenizer
+from vlit.data.loading.processor import IGNORE_INDEX
+from vlit.data.prompting.chat_templates import VICUNA_SYSTEM, chat_template
 
 TWO_TURNS = Conversation(
     [Turn("user", "<image>\nWhat is it?"), Turn("assistant", "A cat."), Turn("user", "Colour?"),

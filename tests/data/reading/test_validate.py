@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from vlit.data.conversation import Conversation, Turn
-from vlit.data.validate import compute_stats, validate_file
+from vlit.data.reading.validate import compute_stats, validate_file
 
 
 def _qa(row_id: object, image: str | None = "ok.png", question: str = "<image>\nWhat?") -> dict:

@@ -7,7 +7,7 @@ from itertools import islice
 import pytest
 
 from vlit.config.data import DatasetConfig, MixtureConfig
-from vlit.data.mixture import Draw, MixtureSampler
+from vlit.data.loading.mixture import Draw, MixtureSampler
 from vlit.errors import VlitError
 
 SIZES = {"small": 100, "big": 10_000, "mid": 900}

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from vlit.data.conversation import Conversation, Turn
-from vlit.data.formats.llava import (
+from vlit.data.reading.llava import (
     RowError,
     dumps_conversations,
     parse_row,

@@ -1,7 +1,7 @@
 """The task record every built row carries, and InstructBLIP-style instruction templates that phrase it.
 
 A row of a vlit-built dataset is a LLaVA conversation row plus `"dataset"` and `"task"`; the loader copies
-both into `Conversation.meta`, and `vlit.data.styles` re-renders the conversation from `meta["task"]` in any
+both into `Conversation.meta`, and `vlit.data.prompting.styles` re-renders the conversation from `meta["task"]` in any
 prompt style. The task record (`TaskRecord.to_dict()`) is plain JSON:
 
     type           one of TASK_TYPES (which template file phrases it, which answer form it has)
@@ -15,7 +15,7 @@ prompt style. The task record (`TaskRecord.to_dict()`) is plain JSON:
     phrase         counting/detection: what to count or find, plural ("circles"); refer: the referring
                    expression ("the red circle"); identify: the region's name ("a red circle")
     phrases        grounded_caption: phrases of `answers[0]` that each `boxes[i]` grounds, in order
-    boxes          [[x1, y1, x2, y2], ...] in pixels of the original image (see `vlit.data.boxes`)
+    boxes          [[x1, y1, x2, y2], ...] in pixels of the original image (see `vlit.data.prompting.boxes`)
     image_size     [width, height] of the original image (needed to put boxes on the grid)
     dialogue       [[question, answer], ...] rounds of a visual dialogue (two or more), in order
 
@@ -217,11 +217,11 @@ def load_templates(directory: Path | None = None) -> Templates:
 
 @lru_cache(maxsize=1)
 def _packaged_templates() -> Templates:
-    root = resources.files("vlit.data") / "templates"
+    root = resources.files("vlit.data.prompting") / "templates"
     out = {}
     for task in TASK_TYPES:
         res = root / f"{task}.yaml"
-        where = f"vlit/data/templates/{task}.yaml"
+        where = f"vlit/data/prompting/templates/{task}.yaml"
         if not res.is_file():
             raise VlitError(f"{where}: template file missing from the package")
         out[task] = _check_file(where, task, _read_yaml(where, res.read_text(encoding="utf-8")))

@@ -11,7 +11,7 @@
   MiniGPT-v2 leaves tasks outside its six untagged.
 
 The user text holds the `<image>` marker once, at the start, followed by a newline (LLaVA's layout); wrapping
-it in a model's chat template (`[INST] <Img>..</Img> ..`) is `vlit.data.chat_templates`' job.
+it in a model's chat template (`[INST] <Img>..</Img> ..`) is `vlit.data.prompting.chat_templates`' job.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from collections.abc import Callable
 from typing import Literal
 
 from vlit.config.data import PromptStyle
-from vlit.data import boxes as bx
 from vlit.data.conversation import IMAGE_TOKEN, Conversation, Turn
-from vlit.data.templates import TaskRecord, load_templates, template_fields
+from vlit.data.prompting import boxes as bx
+from vlit.data.prompting.templates import TaskRecord, load_templates, template_fields
 from vlit.errors import VlitError
 
 RenderStyle = Literal["instructblip", "llava15", "minigptv2"]

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from vlit.config.data import DatasetConfig, MixtureConfig
-from vlit.data.dataset import load_dataset, load_mixture, merge_conversations, qa_groups
-from vlit.data.formats.llava import RowError, parse_row
+from vlit.data.loading.dataset import load_dataset, load_mixture, merge_conversations, qa_groups
+from vlit.data.reading.llava import RowError, parse_row
 from vlit.errors import VlitError
 
 
@@ -117,7 +117,7 @@ def test_load_mixture_applies_policy_seed_and_merge(tmp_path: Path) -> None:
 
 
 def test_restyle_is_lazy_and_seeded(tmp_path: Path) -> None:
-    from vlit.data import build as built
+    from vlit.data.sources import build as built
 
     out = tmp_path / "qs"
     built.build_quickstart(out, seed=0, scale=0.05)

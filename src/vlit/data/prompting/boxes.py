@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from vlit.data.transforms import Box, Geometry
+from vlit.data.loading.transforms import Box, Geometry
 
 GRID = 100
 GridBox = tuple[int, int, int, int]

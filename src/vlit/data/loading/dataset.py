@@ -17,8 +17,8 @@ from PIL import Image
 
 from vlit.config.data import DatasetConfig, MixtureConfig
 from vlit.data.conversation import IMAGE_TOKEN, Conversation, ImageRef, Turn
-from vlit.data.formats.llava import RowError, iter_raw_rows, parse_row
-from vlit.data.images import load_image
+from vlit.data.reading.images import load_image
+from vlit.data.reading.llava import RowError, iter_raw_rows, parse_row
 from vlit.errors import VlitError
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ Restyle = Callable[[Conversation, str, random.Random], Conversation]
 def _restyler(style: str) -> Restyle | None:
     if style == "as_is":
         return None
-    from vlit.data.styles import restyle  # imported here: styles loads the template files
+    from vlit.data.prompting.styles import restyle  # imported here: styles loads the template files
 
     return restyle
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vlit.data.images import ImageError, load_image, open_image
+from vlit.data.reading.images import ImageError, load_image, open_image
 from vlit.errors import VlitError
 
 

@@ -7,8 +7,8 @@ import random
 import pytest
 
 from vlit.data.conversation import Conversation, Turn
-from vlit.data.styles import render, restyle
-from vlit.data.templates import TASK_TYPES, TaskRecord, load_templates
+from vlit.data.prompting.styles import render, restyle
+from vlit.data.prompting.templates import TASK_TYPES, TaskRecord, load_templates
 from vlit.errors import VlitError
 
 SIZE = (200, 100)

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vlit.data.build import QUICKSTART, build_quickstart, held_out_categories, scaled
 from vlit.data.conversation import Conversation, Turn
+from vlit.data.prompting.styles import restyle
+from vlit.data.prompting.templates import TaskRecord
+from vlit.data.sources.build import QUICKSTART, build_quickstart, held_out_categories, scaled
 from vlit.data.sources.fashion_mnist import FASHION_MNIST_ROOT
-from vlit.data.styles import restyle
-from vlit.data.templates import TaskRecord
 from vlit.errors import VlitError
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from vlit.data.chat_templates import ChatTemplate
 from vlit.data.conversation import Conversation, ImageRef
-from vlit.data.transforms import ImageSpec, pixel_values
+from vlit.data.loading.transforms import ImageSpec, pixel_values
+from vlit.data.prompting.chat_templates import ChatTemplate
 from vlit.errors import VlitError
 
 IGNORE_INDEX = -100
@@ -94,7 +94,7 @@ class Processor:
 
     def pixels(self, images: list[ImageRef]) -> torch.Tensor:
         """float[I, 3, S, S] for image references (paths resolved against `image_root`)."""
-        from vlit.data.images import load_image
+        from vlit.data.reading.images import load_image
 
         return torch.stack([pixel_values(load_image(ref, self.image_root), self.image_spec) for ref in images])
 

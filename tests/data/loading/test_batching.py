@@ -7,8 +7,8 @@ from itertools import islice
 import numpy as np
 import pytest
 
-from vlit.data.batching import LengthGroupedBatches, group_batches, padding_fraction
-from vlit.data.mixture import Draw, MixtureSampler
+from vlit.data.loading.batching import LengthGroupedBatches, group_batches, padding_fraction
+from vlit.data.loading.mixture import Draw, MixtureSampler
 from vlit.errors import VlitError
 
 # Dataset "img" holds image rows, "txt" text-only rows; lengths are skewed: mostly short, one in five long.

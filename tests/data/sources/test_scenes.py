@@ -7,9 +7,9 @@ import re
 import numpy as np
 import pytest
 
+from vlit.data.prompting.templates import TASK_TYPES
 from vlit.data.sources import scene_tasks as st
 from vlit.data.sources import scenes as sc
-from vlit.data.templates import TASK_TYPES
 from vlit.errors import VlitError
 
 SCENES = [sc.sample_scene(random.Random(i)) for i in range(60)]
