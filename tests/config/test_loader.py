@@ -1,3 +1,5 @@
+"""`vlit.config.loader`: YAML and dicts into typed configs and back, errors that name the field, overrides."""
+
 from __future__ import annotations
 
 import pytest
@@ -78,3 +80,26 @@ def test_exponent_without_a_dot_is_a_float(text, tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(recipe_path("debug").read_text().replace("lr: {connector: 1.0e-3}", f"lr: {{connector: {text}}}"))
     assert load_yaml(Config, path).stages[0].lr["connector"] == pytest.approx(1e-4)
+
+
+def test_overrides_index_lists_and_refuse_non_mappings():
+    cfg = load_yaml(Config, "debug", ["stages.1.steps=5"])
+    assert cfg.stages[1].steps == 5
+    with pytest.raises(ConfigError, match="must be a list index"):
+        load_yaml(Config, "debug", ["stages.first.steps=5"])
+    with pytest.raises(ConfigError, match="train.seed is not a mapping"):
+        load_yaml(Config, "debug", ["train.seed.x=1"])
+
+
+def test_unknown_recipe_lists_the_bundled_ones():
+    with pytest.raises(ConfigError, match="bundled: .*llava15"):
+        recipe_path("no-such-recipe")
+
+
+def test_missing_required_field_and_null_for_required_value():
+    from vlit.config import StageConfig
+
+    with pytest.raises(ConfigError, match=r"stages\[0\]\.name: required field is missing"):
+        from_dict(Config, {"stages": [{"data": {"datasets": []}, "train": ["connector"], "lr": {}}]})
+    with pytest.raises(ConfigError, match="train: a value is required|train: expected a list"):
+        from_dict(StageConfig, {"name": "s", "data": {}, "train": None, "lr": {}})
