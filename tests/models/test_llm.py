@@ -1,12 +1,11 @@
-"""The packaged SmolLM2-135M-Instruct: converted from its GGUF once into a safetensors cache folder, then
-loaded from there; it answers a plain chat question sensibly."""
+"""The packaged SmolLM2-135M-Instruct, loaded as vlit loads an LLM, answers a plain chat question sensibly."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from vlit.assets import load_tokenizer, smollm2_folder
+from vlit.assets import load_tokenizer
 from vlit.config import LLMConfig
 from vlit.models.llm import load_llm
 
@@ -15,16 +14,6 @@ from vlit.models.llm import load_llm
 def smollm2():
     cfg = LLMConfig()  # the packaged part is the default
     return load_llm(cfg).eval(), load_tokenizer(cfg)
-
-
-def test_the_gguf_is_converted_once_into_a_safetensors_cache():
-    folder = smollm2_folder()
-    weights = folder / "model.safetensors"
-    assert weights.exists() and (folder / "config.json").exists() and (folder / "tokenizer.json").exists()
-    before = weights.stat().st_mtime_ns
-    smollm2_folder.cache_clear()  # as a new process would: the folder is found, not rebuilt
-    assert smollm2_folder() == folder and weights.stat().st_mtime_ns == before
-    assert not list(folder.glob("*.gguf")) and not list(folder.glob("*.bin")) and not list(folder.glob("*.pt"))
 
 
 @pytest.mark.parametrize(("question", "expected"), [
