@@ -12,6 +12,7 @@ from typing import Any, Literal
 from vlit.config.model import StyleName
 from vlit.data.loading.transforms import Box
 from vlit.data.prompting.templates import TaskRecord
+from vlit.data.reading.rows import read_rows
 from vlit.errors import VlitError
 from vlit.evaluation.samples import (
     EvalSample,
@@ -21,7 +22,6 @@ from vlit.evaluation.samples import (
     image_size,
     question_conversation,
     read_json,
-    read_rows,
 )
 
 VQA_IMAGE_PATTERN = "COCO_{data_subtype}_{image_id:012d}.jpg"

@@ -17,7 +17,8 @@ from vlit.data.conversation import Conversation, Turn
 from vlit.data.prompting.styles import LETTERS
 from vlit.data.prompting.tasks import task_spec
 from vlit.data.prompting.templates import TaskRecord
-from vlit.data.reading.llava import iter_raw_rows, read_conversations, read_questions
+from vlit.data.reading.llava import read_conversations, read_questions
+from vlit.data.reading.rows import iter_raw_rows, read_rows
 from vlit.errors import VlitError
 from vlit.evaluation.samples import (
     EVAL_TASKS,
@@ -28,7 +29,6 @@ from vlit.evaluation.samples import (
     image_path,
     question_conversation,
     read_json,
-    read_rows,
 )
 
 _OPTION_LINE = re.compile(r"^([A-Z])\. (.+)$", re.MULTILINE)

@@ -74,28 +74,6 @@ def read_json(path: str | Path) -> Any:
         raise VlitError(f"{path}: not UTF-8 text (byte {e.start})") from None
 
 
-def read_rows(path: str | Path) -> list[tuple[str, Any]]:
-    """(where, row) of a JSON array or a JSONL file, told apart by the content, not the suffix: POPE's label
-    files, for one, are JSONL named `.json`. `where` is `file[index]` or `file:line`."""
-    path = Path(path)
-    if not path.is_file():
-        raise VlitError(f"{path}: no such file")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise VlitError(f"{path}: not UTF-8 text (byte {e.start})") from None
-    if text.lstrip().startswith("["):
-        return [(f"{path}[{i}]", row) for i, row in enumerate(read_json(path))]
-    rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append((f"{path}:{number}", json.loads(line)))
-            except json.JSONDecodeError as e:
-                raise VlitError(f"{path}:{number}: invalid JSON: {e.msg} (column {e.colno})") from None
-    return rows
-
-
 def expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
     """`value` if it is a `kind` (bools are not numbers), else VlitError naming `where`."""
     if isinstance(value, kind) and not (isinstance(value, bool) and bool not in _types(kind)):
