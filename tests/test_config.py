@@ -78,3 +78,13 @@ def test_exponent_without_a_dot_is_a_float(text, tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(recipe_path("debug").read_text().replace("lr: {connector: 1.0e-3}", f"lr: {{connector: {text}}}"))
     assert load_yaml(Config, path).stages[0].lr["connector"] == pytest.approx(1e-4)
+
+
+@pytest.mark.parametrize(("name", "style"), [
+    ("debug", "llava15"), ("instructblip", "instructblip"), ("llava15", "llava15"), ("minigptv2", "minigptv2"),
+    ("hub/instructblip-vicuna7b", "instructblip"), ("hub/llava15-7b", "llava15"), ("hub/minigptv2-llama2", "minigptv2"),
+])
+def test_recipes_state_the_prompt_style_their_model_is_asked_in(name, style):
+    import yaml
+
+    assert yaml.safe_load(recipe_path(name).read_text())["model"]["prompt_style"] == style
