@@ -17,6 +17,7 @@ import yaml
 from vlit.config import ConfigError, from_dict
 from vlit.config.data import PromptStyle
 from vlit.config.loader import load_text
+from vlit.data.loading.transforms import ImageSpec
 from vlit.data.prompting.tasks import SCORABLE_TYPES, task_spec
 from vlit.errors import VlitError
 from vlit.evaluation.samples import EvalSample, EvalTask
@@ -47,13 +48,16 @@ class BenchmarkConfig:
     """vlit datasets: only rows of these task types (default: every type a metric scores, `SCORABLE_TYPES`)."""
 
 
-def load_samples(bench: BenchmarkConfig, style: PromptStyle, seed: int = 0) -> list[EvalSample]:
-    """The benchmark's samples in `style` (already resolved from `auto`)."""
+def load_samples(bench: BenchmarkConfig, style: PromptStyle, seed: int = 0,
+                 frame: ImageSpec | None = None) -> list[EvalSample]:
+    """The benchmark's samples in `style` (already resolved from `auto`); boxes in questions are named in
+    `frame`, the model's image input (None: on the original image)."""
     from vlit.evaluation import coco, loaders
 
     render_style = "llava15" if style == "as_is" else style
     if bench.format == "vlit":
-        samples = loaders.load_vlit_dataset(bench.path, bench.image_root, style, bench.types or SCORABLE_TYPES, seed)
+        samples = loaders.load_vlit_dataset(bench.path, bench.image_root, style, bench.types or SCORABLE_TYPES, seed,
+                                            frame)
     elif bench.format == "llava_questions":
         samples = loaders.load_llava_questions(bench.path, bench.image_root, bench.annotations, bench.task or "vqa")
     elif bench.format == "vqav2":

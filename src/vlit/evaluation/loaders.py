@@ -14,6 +14,7 @@ from typing import Any
 from vlit.config.data import PromptStyle
 from vlit.config.model import StyleName
 from vlit.data.conversation import Conversation, Turn
+from vlit.data.loading.transforms import ImageSpec
 from vlit.data.prompting.styles import LETTERS
 from vlit.data.prompting.tasks import task_spec
 from vlit.data.prompting.templates import TaskRecord
@@ -195,13 +196,13 @@ def load_scienceqa(problems: str | Path, image_root: str | Path | None = None, s
 # ---- vlit's own built datasets ----------------------------------------------------------------------------
 
 def _built_sample(row: Conversation, record: TaskRecord, task: EvalTask, style: PromptStyle,
-                  seed: int) -> EvalSample:
+                  seed: int, frame: ImageSpec | None) -> EvalSample:
     image = row.images[0] if row.images else None
     if style == "as_is":
         last = max(i for i, t in enumerate(row.turns) if t.role == "user")
         conversation = Conversation(row.turns[:last + 1], list(row.images), row.id)
     else:
-        conversation = question_conversation(record, style, image, row.id, seed)
+        conversation = question_conversation(record, style, image, row.id, seed, frame)
     meta: dict[str, Any] = {"task_type": record.type}
     if "dataset" in row.meta:
         meta["dataset"] = row.meta["dataset"]
@@ -217,14 +218,16 @@ def _built_sample(row: Conversation, record: TaskRecord, task: EvalTask, style: 
 
 
 def load_vlit_dataset(path: str | Path, image_root: str | Path | None = None, style: PromptStyle = "as_is",
-                      types: Collection[str] | None = None, seed: int = 0) -> list[EvalSample]:
+                      types: Collection[str] | None = None, seed: int = 0,
+                      frame: ImageSpec | None = None) -> list[EvalSample]:
     """A vlit-built LLaVA JSON (rows with `meta["task"]`, see `vlit.data.prompting.templates`); the record's type
     decides the metric. Images are relative to `image_root` (default: the file's folder, as the build writes
     them).
 
     `as_is` asks the question the row holds (its turns before the last answer); another style re-renders the
-    record. `types` keeps only rows of those task types; without it, a row of a type vlit cannot score
-    (question_generation, detection, grounded_caption) raises.
+    record, naming a box in the question in `frame`, the model's image input. `types` keeps only rows of those
+    task types; without it, a row of a type no metric scores (question_generation, detection,
+    grounded_caption) raises.
     """
     path = Path(path)
     root = Path(image_root) if image_root is not None else path.parent
@@ -245,5 +248,5 @@ def load_vlit_dataset(path: str | Path, image_root: str | Path | None = None, st
                             "to select the others")
         row_id = row.id if row.id is not None else str(index)
         row = Conversation(row.turns, [image_path(root, str(i)) for i in row.images], row_id, row.meta)
-        samples.append(_built_sample(row, record, metric, style, seed))
+        samples.append(_built_sample(row, record, metric, style, seed, frame))
     return samples

@@ -70,9 +70,9 @@ def run_benchmark(pipe: Pipeline, label: str, bench: BenchmarkConfig, out: Path,
     model expects (`ModelConfig.prompt_style`). Answers are read back by that style; with `as_is` (a file's
     own prompts) by the model's."""
     style = style or (pipe.model.config.prompt_style if bench.style == "auto" else bench.style)
-    samples = load_samples(bench, style)
-    reader = get_style(pipe.model.config.prompt_style if style == "as_is" else style)
     frame = pipe.processor.image_spec
+    samples = load_samples(bench, style, frame=frame)
+    reader = get_style(pipe.model.config.prompt_style if style == "as_is" else style)
     for sample in samples:
         if sample.task == "refer" and frame.resize != "stretch":
             sample.meta["frame"] = frame  # the model names boxes on its padded or cropped square

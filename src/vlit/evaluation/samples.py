@@ -13,7 +13,7 @@ from PIL import Image, UnidentifiedImageError
 
 from vlit.config.model import StyleName
 from vlit.data.conversation import Conversation
-from vlit.data.loading.transforms import Box
+from vlit.data.loading.transforms import Box, ImageSpec
 from vlit.data.prompting.styles import render
 from vlit.data.prompting.tasks import MetricName
 from vlit.data.prompting.templates import TaskRecord
@@ -113,9 +113,10 @@ def image_size(path: str, where: str) -> tuple[int, int]:
 
 
 def question_conversation(record: TaskRecord, style: StyleName, image: str | None, sample_id: str,
-                          seed: int = 0) -> Conversation:
-    """The record asked in `style` (via `vlit.data.prompting.styles`, the same prompts training uses), answer dropped:
-    the user turns up to the last one. InstructBLIP templates are drawn with an rng seeded by (seed, id), so
-    a benchmark's prompts do not change between runs."""
-    turns = render(record, style, random.Random(f"{seed}:{sample_id}"), image=image is not None)
+                          seed: int = 0, frame: ImageSpec | None = None) -> Conversation:
+    """The record asked in `style` (via `vlit.data.prompting.styles`, the same prompts training uses), answer
+    dropped: the user turns up to the last one. InstructBLIP templates are drawn with an rng seeded by (seed,
+    id), so a benchmark's prompts do not change between runs. A box in the question (identify) is named in
+    `frame`, the model's image input."""
+    turns = render(record, style, random.Random(f"{seed}:{sample_id}"), image=image is not None, frame=frame)
     return Conversation(turns[:-1], [] if image is None else [image], sample_id)
