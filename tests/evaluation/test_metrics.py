@@ -224,3 +224,13 @@ def test_predicted_boxes_are_read_in_the_models_frame():
     assert refer_metrics(["{<12><40><55><70>}"], [sample])["accuracy"] == 1.0
     sample.meta.pop("frame")  # read on the original instead, the same text misses
     assert refer_metrics(["{<12><40><55><70>}"], [sample])["accuracy"] == 0.0
+
+
+def test_metric_table_names_every_eval_task():
+    from vlit.evaluation.metrics import METRICS
+    from vlit.evaluation.samples import EVAL_TASKS
+
+    assert tuple(METRICS) == EVAL_TASKS
+    assert {name: m.headline for name, m in METRICS.items()} == {
+        "vqa": "vqa_accuracy", "multiple_choice": "accuracy", "classification": "accuracy", "yes_no": "accuracy",
+        "caption": "cider", "refer": "accuracy", "open": None}
