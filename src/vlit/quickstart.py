@@ -60,7 +60,7 @@ def main(argv: list[str]) -> int:
     from vlit.evaluation.runner import evaluate
     from vlit.inference.pipeline import Pipeline
     from vlit.models.build import build_model
-    from vlit.training.loop import Trainer, training_style
+    from vlit.training.loop import Trainer
 
     start = time.perf_counter()
     out, data = args.out, args.out / "data"
@@ -73,8 +73,7 @@ def main(argv: list[str]) -> int:
         print(f"[2/3] training {title}: {' -> '.join(s.name for s in cfg.stages)} ({out / name})")
         checkpoints[name] = Trainer(cfg, out / name).run(resume=(out / name / "checkpoints").exists())
         model, processor = build_model(cfg.model)  # the same parts, connector as initialised: the baseline
-        checkpoints[f"{name} (untrained connector)"] = Pipeline(model, processor,
-                                                                 meta={"prompt_style": training_style(cfg)})
+        checkpoints[f"{name} (untrained connector)"] = Pipeline(model, processor)
     samples = args.eval_samples
     benches = quickstart_benchmarks(data, names=list(BENCHMARKS))
     for bench in benches:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from vlit.config import Config, ConfigError, LoRAConfig, ModelConfig, load_yaml
 from vlit.config.data import DatasetConfig, MixtureConfig
-from vlit.config.loader import BUNDLED
+from vlit.config.loader import BUNDLED, recipe_path
 from vlit.config.train import DataConfig, StageConfig
 
 
@@ -37,3 +38,11 @@ def test_every_bundled_recipe_loads(name):
     cfg = load_yaml(Config, name)
     # The hub recipes describe the published models (what `vlit info` shows); the others also train.
     assert cfg.stages or name.startswith("hub/"), name
+
+
+@pytest.mark.parametrize(("name", "style"), [
+    ("debug", "llava15"), ("instructblip", "instructblip"), ("llava15", "llava15"), ("minigptv2", "minigptv2"),
+    ("hub/instructblip-vicuna7b", "instructblip"), ("hub/llava15-7b", "llava15"), ("hub/minigptv2-llama2", "minigptv2"),
+])
+def test_recipes_state_the_prompt_style_their_model_is_asked_in(name, style):
+    assert yaml.safe_load(recipe_path(name).read_text())["model"]["prompt_style"] == style

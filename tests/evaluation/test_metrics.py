@@ -211,3 +211,26 @@ def test_metrics_check_their_inputs() -> None:
         vqa_metrics(["a", "b"], [_sample("vqa", ["a"])])
     with pytest.raises(VlitError, match="no reference"):
         vqa_metrics(["a"], [_sample("vqa", [])])
+
+
+def test_predicted_boxes_are_read_in_the_models_frame():
+    from vlit.data.loading.transforms import ImageSpec
+
+    # A 200x100 image padded to a square: the model names the box (24, 30, 110, 90) as {<12><40><55><70>}.
+    pad = ImageSpec(100, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "pad")
+    assert extract_box("{<12><40><55><70>}", (200, 100), pad) == pytest.approx((25, 31, 111, 91))
+    assert extract_box("[0.12, 0.40, 0.55, 0.70]", (200, 100), pad) == pytest.approx((24, 30, 110, 90))
+    sample = _sample("refer", [(24, 30, 110, 90)], image_size=(200, 100), frame=pad)
+    assert refer_metrics(["{<12><40><55><70>}"], [sample])["accuracy"] == 1.0
+    sample.meta.pop("frame")  # read on the original instead, the same text misses
+    assert refer_metrics(["{<12><40><55><70>}"], [sample])["accuracy"] == 0.0
+
+
+def test_metric_table_names_every_eval_task():
+    from vlit.evaluation.metrics import METRICS
+    from vlit.evaluation.samples import EVAL_TASKS
+
+    assert tuple(METRICS) == EVAL_TASKS
+    assert {name: m.headline for name, m in METRICS.items()} == {
+        "vqa": "vqa_accuracy", "multiple_choice": "accuracy", "classification": "accuracy", "yes_no": "accuracy",
+        "caption": "cider", "refer": "accuracy", "open": None}

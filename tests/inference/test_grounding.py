@@ -117,3 +117,14 @@ def test_drawing_marks_each_box_in_its_own_colour(background, tmp_path):
 def test_palette_colours_are_distinct():
     colours = palette(12)
     assert len(set(colours)) == 12
+
+
+def test_boxes_named_on_the_models_input_map_back_to_the_image():
+    from vlit.data.loading.transforms import ImageSpec
+
+    crop = ImageSpec(100, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "crop")  # 200x100 -> its centre 100x100 (x 50..150)
+    (found,) = parse_grounding("<p>ball</p> {<0><30><60><90>}", 200, 100, frame=crop)
+    assert found.phrase == "ball" and found.box == pytest.approx((50.5, 30.5, 110.5, 90.5))
+    stretch = ImageSpec(224, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "stretch")
+    assert parse_grounding("{<10><20><50><100>}", 640, 480, frame=stretch) == parse_grounding(
+        "{<10><20><50><100>}", 640, 480)

@@ -51,3 +51,17 @@ def test_load_errors_name_the_folder(tmp_path):
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(VlitError, match="config.json: not valid JSON"):
         load_model(tmp_path)
+
+
+def test_an_older_checkpoint_keeps_its_prompt_style(tmp_path):
+    from vlit.config import ModelConfig, to_dict
+    from vlit.models.saving import read_checkpoint_config
+
+    model = to_dict(ModelConfig())
+    del model["prompt_style"]  # written before the model config held it: a top-level guess instead
+    (tmp_path / "config.json").write_text(json.dumps({"model": model, "prompt_style": "minigptv2"}))
+    cfg, meta = read_checkpoint_config(tmp_path)
+    assert cfg.prompt_style == "minigptv2"
+    model["prompt_style"] = "instructblip"  # a config that states it wins
+    (tmp_path / "config.json").write_text(json.dumps({"model": model, "prompt_style": "minigptv2"}))
+    assert read_checkpoint_config(tmp_path)[0].prompt_style == "instructblip"

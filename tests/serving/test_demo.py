@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from PIL import Image, ImageDraw
@@ -31,6 +32,8 @@ GROUNDED = "<p>red circle</p>{<10><20><30><40>}"
 class ScriptedPipe:
     """Stands in for a Pipeline (`chat` and `stream`): answers with the given texts in turn, streamed a few
     characters at a time, and records every conversation and generation options it was given."""
+
+    processor = SimpleNamespace(image_spec=None)  # no model input frame: boxes are read on the image itself
 
     def __init__(self, *answers: str):
         self.answers = list(answers)
@@ -177,7 +180,7 @@ def test_without_an_image_the_chat_is_text_only_and_draws_nothing():
 
 
 def test_an_unknown_task_is_refused():
-    with pytest.raises(VlitError, match="'nonsense' is not one of refer, grounding"):
+    with pytest.raises(VlitError, match="'nonsense' is not one of caption, vqa, refer, identify, detection, grounding"):
         send(DemoHandlers(ScriptedPipe("never")), "q", "nonsense", ChatState())
 
 

@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import pytest
@@ -50,6 +51,8 @@ GROUNDED = "<p>red circle</p>{<10><20><30><40>}"
 
 class ScriptedPipe:
     """Stands in for a Pipeline: streams the given answers in turn, a few characters at a time."""
+
+    processor = SimpleNamespace(image_spec=None)  # no model input frame: boxes are read on the image itself
 
     def __init__(self, *answers: str):
         self.answers = list(answers)

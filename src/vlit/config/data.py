@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from vlit.config.loader import ConfigError
+from vlit.config.model import StyleName
 
-PromptStyle = Literal["as_is", "instructblip", "llava15", "minigptv2"]
+PromptStyle = Literal["as_is", StyleName]
 """How rows become prompts. `as_is` keeps the conversations written in the file (a user's LLaVA data). The
 other three re-render rows that carry a structured task record (vlit's built datasets do) in one paper's
 style: a random InstructBLIP template per example, LLaVA-1.5 response-format prompts, or MiniGPT-v2 task

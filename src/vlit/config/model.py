@@ -138,6 +138,8 @@ class LoRAConfig:
 
 
 ChatTemplateName = Literal["llm", "vicuna_v1", "llama2_inst", "chatml", "plain"]
+StyleName = Literal["instructblip", "llava15", "minigptv2"]
+"""The prompt styles of `vlit.data.prompting.styles.STYLES`."""
 
 
 @dataclass
@@ -154,5 +156,9 @@ class ModelConfig:
     """Replaces the template's default system prompt; an empty string means none."""
     lora: LoRAConfig | None = None
     """LoRA adapters on the LLM (present from the start, trained by stages that name `lora`)."""
+    prompt_style: StyleName = "llava15"
+    """How the model expects to be asked (`vlit.data.prompting.styles`): evaluation and serving ask in it, and
+    it reads the model's answers back (option letters or texts, box syntax). Name the style its training
+    data is rendered in."""
     seed: int = 0
     """Seed of every freshly initialised weight (connector, random parts, LoRA), so a rebuild is identical."""

@@ -6,7 +6,7 @@ task); `metric_for(sample.task)` scores the model's answers to them.
 
 from vlit.evaluation.coco import load_coco_captions, load_refexp, load_vqav2
 from vlit.evaluation.loaders import load_llava_questions, load_scienceqa, load_vlit_dataset
-from vlit.evaluation.metrics import Metric, metric_for
+from vlit.evaluation.metrics import METRICS, Metric, metric_for
 from vlit.evaluation.normalize import normalize_answer
 from vlit.evaluation.samples import EVAL_TASKS, EvalSample, EvalTask
 
@@ -14,6 +14,7 @@ __all__ = [
     "EVAL_TASKS",
     "EvalSample",
     "EvalTask",
+    "METRICS",
     "Metric",
     "load_coco_captions",
     "load_llava_questions",

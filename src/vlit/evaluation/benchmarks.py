@@ -17,6 +17,8 @@ import yaml
 from vlit.config import ConfigError, from_dict
 from vlit.config.data import PromptStyle
 from vlit.config.loader import load_text
+from vlit.data.loading.transforms import ImageSpec
+from vlit.data.prompting.tasks import SCORABLE_TYPES, task_spec
 from vlit.errors import VlitError
 from vlit.evaluation.samples import EvalSample, EvalTask
 
@@ -43,22 +45,19 @@ class BenchmarkConfig:
     max_samples: int | None = None
     max_new_tokens: int = 32
     types: list[str] = field(default_factory=list)
-    """vlit datasets: only rows of these task types (default: every type vlit can score)."""
+    """vlit datasets: only rows of these task types (default: every type a metric scores, `SCORABLE_TYPES`)."""
 
 
-SCORABLE_TYPES = ["caption", "vqa", "counting", "spatial", "identify", "dialogue", "yes_no", "multiple_choice",
-                  "classification", "refer"]
-ANSWER_TOKENS = {"caption": 64, "refer": 32}
-"""Generation budget per task of a quickstart test split; 16 for short answers, as lmms-eval gives VQAv2."""
-
-
-def load_samples(bench: BenchmarkConfig, style: PromptStyle, seed: int = 0) -> list[EvalSample]:
-    """The benchmark's samples in `style` (already resolved from `auto`)."""
+def load_samples(bench: BenchmarkConfig, style: PromptStyle, seed: int = 0,
+                 frame: ImageSpec | None = None) -> list[EvalSample]:
+    """The benchmark's samples in `style` (already resolved from `auto`); boxes in questions are named in
+    `frame`, the model's image input (None: on the original image)."""
     from vlit.evaluation import coco, loaders
 
     render_style = "llava15" if style == "as_is" else style
     if bench.format == "vlit":
-        samples = loaders.load_vlit_dataset(bench.path, bench.image_root, style, bench.types or SCORABLE_TYPES, seed)
+        samples = loaders.load_vlit_dataset(bench.path, bench.image_root, style, bench.types or SCORABLE_TYPES, seed,
+                                            frame)
     elif bench.format == "llava_questions":
         samples = loaders.load_llava_questions(bench.path, bench.image_root, bench.annotations, bench.task or "vqa")
     elif bench.format == "vqav2":
@@ -90,7 +89,7 @@ def quickstart_benchmarks(root: Path, max_samples: int | None = None,
             continue
         out.append(BenchmarkConfig(name=entry["name"], format="vlit", path=str(root / entry["files"]["test"]),
                                    split=entry["held"], max_samples=max_samples,
-                                   max_new_tokens=ANSWER_TOKENS.get(entry["task"], 16)))
+                                   max_new_tokens=task_spec(entry["task"]).answer_tokens))
     return out
 
 

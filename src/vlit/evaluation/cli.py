@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import get_args
+
+from vlit.config.model import StyleName
 
 
 def main(argv: list[str]) -> int:
@@ -19,8 +22,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--mode", choices=["generate", "rank"], default=None,
                         help="override every benchmark's mode (rank: constrained answers for classification "
                              "and multiple choice)")
-    parser.add_argument("--style", choices=["instructblip", "llava15", "minigptv2", "as_is"], default=None,
-                        help="prompt style (default: each checkpoint's training style)")
+    parser.add_argument("--style", choices=[*get_args(StyleName), "as_is"], default=None,
+                        help="prompt style (default: the one each checkpoint's model config names, prompt_style)")
     args = parser.parse_args(argv)
     from vlit.evaluation.benchmarks import resolve_benchmarks
     from vlit.evaluation.report import write_report

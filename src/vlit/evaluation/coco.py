@@ -9,9 +9,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Literal
 
+from vlit.config.model import StyleName
 from vlit.data.loading.transforms import Box
-from vlit.data.prompting.styles import RenderStyle
 from vlit.data.prompting.templates import TaskRecord
+from vlit.data.reading.rows import read_rows
 from vlit.errors import VlitError
 from vlit.evaluation.samples import (
     EvalSample,
@@ -21,7 +22,6 @@ from vlit.evaluation.samples import (
     image_size,
     question_conversation,
     read_json,
-    read_rows,
 )
 
 VQA_IMAGE_PATTERN = "COCO_{data_subtype}_{image_id:012d}.jpg"
@@ -54,7 +54,7 @@ def _vqa_annotations(path: str | Path) -> dict[int, tuple[dict[str, Any], str]]:
 
 
 def load_vqav2(questions: str | Path, annotations: str | Path, image_root: str | Path | None = None,
-               style: RenderStyle = "llava15", image_pattern: str = VQA_IMAGE_PATTERN) -> list[EvalSample]:
+               style: StyleName = "llava15", image_pattern: str = VQA_IMAGE_PATTERN) -> list[EvalSample]:
     """VQAv2-format files (`v2_OpenEnded_mscoco_val2014_questions.json` and
     `v2_mscoco_val2014_annotations.json`; OK-VQA uses the same): one `vqa` sample per question, references
     the human answers (10 in VQAv2), meta `question_type`, `answer_type`, `multiple_choice_answer`,
@@ -139,7 +139,7 @@ def _ref_size(row: dict[str, Any], where: str, path: str) -> tuple[int, int]:
 
 def load_refexp(path: str | Path, image_root: str | Path | None = None,
                 box_format: Literal["xywh", "xyxy"] = "xywh", split: str | None = None,
-                style: RenderStyle = "minigptv2",
+                style: StyleName = "minigptv2",
                 image_pattern: str = REFCOCO_IMAGE_PATTERN) -> list[EvalSample]:
     """Referring expressions, one `refer` sample per expression (the benchmarks count expressions).
 
@@ -179,7 +179,7 @@ def load_refexp(path: str | Path, image_root: str | Path | None = None,
 # ---- COCO captions ----------------------------------------------------------------------------------------
 
 def load_coco_captions(path: str | Path, image_root: str | Path | None = None,
-                       style: RenderStyle = "llava15") -> list[EvalSample]:
+                       style: StyleName = "llava15") -> list[EvalSample]:
     """COCO caption annotations (`captions_val2014.json`; NoCaps and Flickr30k ship the same shape):
     `{"images": [{"id", "file_name"}], "annotations": [{"image_id", "caption"}]}`. One `caption` sample per
     image, its references all its captions; an image without a caption or a caption of an unknown image

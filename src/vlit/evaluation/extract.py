@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from vlit.data.loading.transforms import Box
+from vlit.data.loading.transforms import Box, ImageSpec
 from vlit.data.prompting import boxes as bx
 from vlit.data.prompting.styles import LETTERS
 from vlit.evaluation.normalize import normalize_answer
@@ -89,12 +89,9 @@ def pope_answer(text: str) -> str:
     return "no" if any(w in words for w in ("No", "no", "not")) else "yes"
 
 
-def extract_box(text: str, image_size: Sequence[int]) -> Box | None:
-    """The first box of a grounding answer in pixels: MiniGPT-v2's grid `{<x1><y1><x2><y2>}` (cell centres,
-    see `vlit.data.prompting.boxes.from_grid`), else LLaVA-1.5's `[x1, y1, x2, y2]` in 0..1. None when there is none."""
-    width, height = image_size
-    grid = bx.parse_grid_boxes(text)
-    if grid:
-        return bx.from_grid(grid[0], width, height)
-    unit = bx.parse_unit_boxes(text)
-    return bx.from_unit(unit[0], width, height) if unit else None
+def extract_box(text: str, image_size: Sequence[int], frame: ImageSpec | None = None) -> Box | None:
+    """The first box of a grounding answer in pixels of the original image, read by the one box reader
+    (`vlit.data.prompting.boxes.read_boxes`: MiniGPT-v2's grid `{<x1><y1><x2><y2>}` at cell centres, else
+    LLaVA-1.5's `[x1, y1, x2, y2]` in 0..1) in the model's `frame` and mapped back. None when there is none."""
+    found = bx.read_boxes(text, *image_size, frame=frame)
+    return found[0][1] if found else None

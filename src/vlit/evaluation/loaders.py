@@ -12,10 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from vlit.config.data import PromptStyle
+from vlit.config.model import StyleName
 from vlit.data.conversation import Conversation, Turn
-from vlit.data.prompting.styles import LETTERS, RenderStyle
+from vlit.data.loading.transforms import ImageSpec
+from vlit.data.prompting.styles import LETTERS
+from vlit.data.prompting.tasks import task_spec
 from vlit.data.prompting.templates import TaskRecord
-from vlit.data.reading.llava import iter_raw_rows, read_conversations, read_questions
+from vlit.data.reading.llava import read_conversations, read_questions
+from vlit.data.reading.rows import iter_raw_rows, read_rows
 from vlit.errors import VlitError
 from vlit.evaluation.samples import (
     EVAL_TASKS,
@@ -26,7 +30,6 @@ from vlit.evaluation.samples import (
     image_path,
     question_conversation,
     read_json,
-    read_rows,
 )
 
 _OPTION_LINE = re.compile(r"^([A-Z])\. (.+)$", re.MULTILINE)
@@ -146,7 +149,7 @@ def load_llava_questions(path: str | Path, image_root: str | Path | None = None,
 # ---- ScienceQA --------------------------------------------------------------------------------------------
 
 def _scienceqa_sample(pid: str, problem: Any, where: str, image_root: str | Path | None,
-                      style: RenderStyle) -> EvalSample:
+                      style: StyleName) -> EvalSample:
     question = field_of(problem, "question", str, where)
     choices = field_of(problem, "choices", list, where)
     options = [expect(c, str, f"{where}.choices[{i}]") for i, c in enumerate(choices)]
@@ -167,7 +170,7 @@ def _scienceqa_sample(pid: str, problem: Any, where: str, image_root: str | Path
 
 
 def load_scienceqa(problems: str | Path, image_root: str | Path | None = None, split: str | None = "test",
-                   images_only: bool = False, style: RenderStyle = "llava15") -> list[EvalSample]:
+                   images_only: bool = False, style: StyleName = "llava15") -> list[EvalSample]:
     """ScienceQA's `problems.json` (`{pid: {question, choices, answer, hint, image, split, ...}}`); images at
     `<image_root>/<split>/<pid>/<image>`. `split=None` keeps every split; `images_only` keeps the questions
     with an image (the ScienceQA-IMG subset the papers report). In the default style the prompt is LLaVA's:
@@ -192,27 +195,19 @@ def load_scienceqa(problems: str | Path, image_root: str | Path | None = None, s
 
 # ---- vlit's own built datasets ----------------------------------------------------------------------------
 
-_EVAL_TASK_OF: dict[str, EvalTask] = {
-    "caption": "caption", "vqa": "vqa", "counting": "vqa", "spatial": "vqa", "identify": "vqa",
-    "dialogue": "vqa", "yes_no": "yes_no", "multiple_choice": "multiple_choice",
-    "classification": "classification", "refer": "refer",
-}
-"""Task type of a record -> the metric that scores it (dialogue: the last round's answer)."""
-
-
 def _built_sample(row: Conversation, record: TaskRecord, task: EvalTask, style: PromptStyle,
-                  seed: int) -> EvalSample:
+                  seed: int, frame: ImageSpec | None) -> EvalSample:
     image = row.images[0] if row.images else None
     if style == "as_is":
         last = max(i for i, t in enumerate(row.turns) if t.role == "user")
         conversation = Conversation(row.turns[:last + 1], list(row.images), row.id)
     else:
-        conversation = question_conversation(record, style, image, row.id, seed)
+        conversation = question_conversation(record, style, image, row.id, seed, frame)
     meta: dict[str, Any] = {"task_type": record.type}
     if "dataset" in row.meta:
         meta["dataset"] = row.meta["dataset"]
     references: list[Any] = list(record.answers)
-    if record.type == "dialogue":
+    if record.dialogue:  # scored on its last round
         references = [record.dialogue[-1][1]]
     elif task == "multiple_choice":
         references = [LETTERS[record.answer_index]]
@@ -223,14 +218,16 @@ def _built_sample(row: Conversation, record: TaskRecord, task: EvalTask, style: 
 
 
 def load_vlit_dataset(path: str | Path, image_root: str | Path | None = None, style: PromptStyle = "as_is",
-                      types: Collection[str] | None = None, seed: int = 0) -> list[EvalSample]:
+                      types: Collection[str] | None = None, seed: int = 0,
+                      frame: ImageSpec | None = None) -> list[EvalSample]:
     """A vlit-built LLaVA JSON (rows with `meta["task"]`, see `vlit.data.prompting.templates`); the record's type
     decides the metric. Images are relative to `image_root` (default: the file's folder, as the build writes
     them).
 
     `as_is` asks the question the row holds (its turns before the last answer); another style re-renders the
-    record. `types` keeps only rows of those task types; without it, a row of a type vlit cannot score
-    (question_generation, detection, grounded_caption) raises.
+    record, naming a box in the question in `frame`, the model's image input. `types` keeps only rows of those
+    task types; without it, a row of a type no metric scores (question_generation, detection,
+    grounded_caption) raises.
     """
     path = Path(path)
     root = Path(image_root) if image_root is not None else path.parent
@@ -245,10 +242,11 @@ def load_vlit_dataset(path: str | Path, image_root: str | Path | None = None, st
             raise VlitError(f"{where}: {e}") from None
         if types is not None and record.type not in types:
             continue
-        if record.type not in _EVAL_TASK_OF:
+        metric = task_spec(record.type).metric
+        if metric is None:
             raise VlitError(f"{where}.task.type: vlit has no metric for {record.type!r} rows; pass `types` "
                             "to select the others")
         row_id = row.id if row.id is not None else str(index)
         row = Conversation(row.turns, [image_path(root, str(i)) for i in row.images], row_id, row.meta)
-        samples.append(_built_sample(row, record, _EVAL_TASK_OF[record.type], style, seed))
+        samples.append(_built_sample(row, record, metric, style, seed, frame))
     return samples

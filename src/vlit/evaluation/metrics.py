@@ -1,4 +1,5 @@
-"""Benchmark metrics: per-answer scores and the per-task metric functions `metric_for` hands the runner.
+"""Benchmark metrics: per-answer scores, the metric functions and `METRICS`, the one table of metric names and
+the number each shows, which `metric_for` and the report read.
 
 Every task metric is `(predictions, samples) -> dict[str, float]`, predictions being the model's text for each
 sample, in order (generated, or the chosen candidate when ranking). Values are fractions as the reference
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from vlit.data.prompting.boxes import iou
 from vlit.data.prompting.styles import LETTERS
@@ -139,14 +141,16 @@ def yes_no_metrics(predictions: Sequence[str], samples: Sequence[EvalSample]) ->
 
 def refer_metrics(predictions: Sequence[str], samples: Sequence[EvalSample]) -> dict[str, float]:
     """Referring expressions: `accuracy` (IoU > 0.5 with the target box, MiniGPT-v2's rule), `mean_iou`, and
-    `unparsed` (answers holding no box; IoU 0). Boxes are compared in pixels of the original image."""
+    `unparsed` (answers holding no box; IoU 0). Boxes are compared in pixels of the original image: a
+    predicted box is read in the model's frame (`meta["frame"]`, its `ImageSpec`, set by the runner) and
+    mapped back."""
     _check(predictions, samples, "refer")
     ious, unparsed = [], []
     for prediction, sample in zip(predictions, samples, strict=True):
         size = sample.meta.get("image_size")
         if size is None:
             raise VlitError(f"sample {sample.id}: meta.image_size: needed to read a predicted box")
-        box = extract_box(prediction, size)
+        box = extract_box(prediction, size, sample.meta.get("frame"))
         unparsed.append(box is None)
         ious.append(0.0 if box is None else max(iou(box, ref) for ref in sample.references))
     return {"accuracy": _mean([v > IOU_THRESHOLD for v in ious]), "mean_iou": _mean(ious),
@@ -159,22 +163,41 @@ def caption_metrics(predictions: Sequence[str], samples: Sequence[EvalSample]) -
     return caption_scores(predictions, [[str(r) for r in s.references] for s in samples])
 
 
+@dataclass(frozen=True)
+class MetricSpec:
+    """A metric: the function that scores a task's samples and the number a table shows for it."""
+
+    score: Metric | None
+    """None: the answers are generated but judged by a person or a model, not here."""
+    headline: str | None
+    """The key of `score`'s result a table shows (as the papers report them)."""
+
+
+METRICS: dict[str, MetricSpec] = {
+    "vqa": MetricSpec(vqa_metrics, "vqa_accuracy"),
+    "multiple_choice": MetricSpec(multiple_choice_metrics, "accuracy"),
+    "classification": MetricSpec(classification_metrics, "accuracy"),
+    "yes_no": MetricSpec(yes_no_metrics, "accuracy"),
+    "caption": MetricSpec(caption_metrics, "cider"),
+    "refer": MetricSpec(refer_metrics, "accuracy"),
+    "open": MetricSpec(None, None),
+}
+"""Every metric by name (`EvalTask`, and `TaskSpec.metric` of the task types it scores)."""
+
+
+def metric_spec(task: EvalTask) -> MetricSpec:
+    """The metric called `task`; an unknown name raises."""
+    spec = METRICS.get(task)
+    if spec is None:
+        known = ", ".join(name for name, m in METRICS.items() if m.score is not None)
+        raise VlitError(f"task {task!r}: no metric (known: {known})")
+    return spec
+
+
 def metric_for(task: EvalTask) -> Metric:
     """The metric that scores samples of `task`."""
-    if task == "vqa":
-        return vqa_metrics
-    elif task == "multiple_choice":
-        return multiple_choice_metrics
-    elif task == "classification":
-        return classification_metrics
-    elif task == "yes_no":
-        return yes_no_metrics
-    elif task == "refer":
-        return refer_metrics
-    elif task == "caption":
-        return caption_metrics
-    elif task == "open":
-        raise VlitError("task 'open': free answers (LLaVA-Bench, MM-Vet) are judged by a person or a model; "
+    spec = metric_spec(task)
+    if spec.score is None:
+        raise VlitError(f"task {task!r}: free answers (LLaVA-Bench, MM-Vet) are judged by a person or a model; "
                         "vlit generates them but has no automatic metric")
-    raise VlitError(f"task {task!r}: no metric (known: vqa, multiple_choice, classification, yes_no, refer, "
-                    "caption)")
+    return spec.score

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vlit.evaluation.runner import PRIMARY, Result
+from vlit.evaluation.metrics import metric_spec
+from vlit.evaluation.runner import Result
 
 
 def _columns(results: list[Result]) -> dict[str, list[tuple[str, str]]]:
@@ -25,7 +26,7 @@ def markdown_table(results: list[Result]) -> str:
     header, rule = ["checkpoint"], ["---"]
     for split, title in (("held_in", "held-in"), ("held_out", "held-out")):
         for bench, task in cols[split]:
-            header.append(f"{bench} ({title}, {PRIMARY[task]})")
+            header.append(f"{bench} ({title}, {metric_spec(task).headline})")
             rule.append("---:")
         if cols[split]:
             header.append(f"**{title} avg**")

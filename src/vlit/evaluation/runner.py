@@ -10,19 +10,14 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from vlit.config.data import PromptStyle
-from vlit.data.prompting.styles import LETTERS
+from vlit.config.data import PromptStyle as DatasetStyle
+from vlit.data.prompting.styles import LETTERS, PromptStyle, get_style
 from vlit.evaluation.benchmarks import BenchmarkConfig, load_samples
-from vlit.evaluation.metrics import metric_for
+from vlit.evaluation.metrics import metric_for, metric_spec
 from vlit.evaluation.samples import EvalSample
 from vlit.inference.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
-
-PRIMARY = {"vqa": "vqa_accuracy", "multiple_choice": "accuracy", "classification": "accuracy",
-           "yes_no": "accuracy", "caption": "cider", "refer": "accuracy"}
-"""The number a table shows per task (as the papers report them)."""
-
 
 @dataclass
 class Result:
@@ -35,12 +30,7 @@ class Result:
 
     @property
     def primary(self) -> float:
-        return self.metrics[PRIMARY[self.task]]
-
-
-def checkpoint_style(pipe: Pipeline) -> PromptStyle:
-    """The prompt style a checkpoint was trained with (recorded at save time), LLaVA-1.5's by default."""
-    return pipe.meta.get("prompt_style", "llava15")
+        return self.metrics[metric_spec(self.task).headline]
 
 
 def _read_done(path: Path) -> dict[str, str]:
@@ -56,13 +46,13 @@ def _read_done(path: Path) -> dict[str, str]:
     return done
 
 
-def _answer(pipe: Pipeline, bench: BenchmarkConfig, batch: list[EvalSample], style: str) -> list[str]:
+def _answer(pipe: Pipeline, bench: BenchmarkConfig, batch: list[EvalSample], style: PromptStyle) -> list[str]:
     convs = [s.conversation for s in batch]
     if bench.mode == "rank" and batch[0].task in ("multiple_choice", "classification") and batch[0].candidates:
         answers = []
         for sample in batch:
-            if sample.task == "multiple_choice" and style == "llava15":
-                # LLaVA-1.5's prompt asks for the option's letter: restrict the answer to the option letters.
+            if sample.task == "multiple_choice" and style.choice_answer == "letter":
+                # The style asks for the option's letter: restrict the answer to the option letters.
                 letters = tuple(LETTERS[: len(sample.candidates)])
                 answers.append(pipe.rank_letters(sample.conversation, letters).best)
             else:
@@ -73,10 +63,19 @@ def _answer(pipe: Pipeline, bench: BenchmarkConfig, batch: list[EvalSample], sty
 
 
 def run_benchmark(pipe: Pipeline, label: str, bench: BenchmarkConfig, out: Path, batch_size: int = 8,
-                  style: PromptStyle | None = None) -> list[Result]:
-    """Predict (resuming any earlier partial run) and score one benchmark; returns a result per task."""
-    style = style or (checkpoint_style(pipe) if bench.style == "auto" else bench.style)
-    samples = load_samples(bench, style)
+                  style: DatasetStyle | None = None) -> list[Result]:
+    """Predict (resuming any earlier partial run) and score one benchmark; returns a result per task.
+
+    The questions are asked in `style` (`--style`), else the benchmark's own, else (`auto`) the style the
+    model expects (`ModelConfig.prompt_style`). Answers are read back by that style; with `as_is` (a file's
+    own prompts) by the model's."""
+    style = style or (pipe.model.config.prompt_style if bench.style == "auto" else bench.style)
+    frame = pipe.processor.image_spec
+    samples = load_samples(bench, style, frame=frame)
+    reader = get_style(pipe.model.config.prompt_style if style == "as_is" else style)
+    for sample in samples:
+        if sample.task == "refer" and frame.resize != "stretch":
+            sample.meta["frame"] = frame  # the model names boxes on its padded or cropped square
     folder = out / label
     folder.mkdir(parents=True, exist_ok=True)
     pred_path = folder / f"{bench.name}.predictions.jsonl"
@@ -89,7 +88,7 @@ def run_benchmark(pipe: Pipeline, label: str, bench: BenchmarkConfig, out: Path,
                                         desc=f"{label}: {bench.name}", dynamic_ncols=True) as bar:
         for i in range(0, len(todo), batch_size):
             batch = todo[i: i + batch_size]
-            for sample, answer in zip(batch, _answer(pipe, bench, batch, style), strict=True):
+            for sample, answer in zip(batch, _answer(pipe, bench, batch, reader), strict=True):
                 done[sample.id] = answer
                 f.write(json.dumps({"id": sample.id, "prediction": answer}, ensure_ascii=False) + "\n")
             f.flush()
@@ -105,7 +104,7 @@ def run_benchmark(pipe: Pipeline, label: str, bench: BenchmarkConfig, out: Path,
 
 
 def evaluate(checkpoints: dict[str, Path | Pipeline], benchmarks: list[BenchmarkConfig], out: Path,
-             batch_size: int = 8, style: PromptStyle | None = None) -> list[Result]:
+             batch_size: int = 8, style: DatasetStyle | None = None) -> list[Result]:
     """Every benchmark on every checkpoint (label -> folder or a loaded Pipeline)."""
     results = []
     for label, source in checkpoints.items():

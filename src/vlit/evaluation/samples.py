@@ -7,22 +7,24 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 from PIL import Image, UnidentifiedImageError
 
+from vlit.config.model import StyleName
 from vlit.data.conversation import Conversation
-from vlit.data.loading.transforms import Box
-from vlit.data.prompting.styles import RenderStyle, render
+from vlit.data.loading.transforms import Box, ImageSpec
+from vlit.data.prompting.styles import render
+from vlit.data.prompting.tasks import MetricName
 from vlit.data.prompting.templates import TaskRecord
 from vlit.data.reading.images import resolve_image_path
 from vlit.errors import VlitError
 
-EvalTask = Literal["vqa", "multiple_choice", "classification", "yes_no", "caption", "refer", "open"]
-"""Which metric scores a sample: `vqa` (VQA accuracy and normalised exact match), `multiple_choice` (letter
-or option extraction), `classification` (label accuracy), `yes_no` (POPE precision/recall/F1), `caption`
-(CIDEr-D, BLEU), `refer` (accuracy at IoU > 0.5, mean IoU), `open` (free answers judged by a person or a
-model, e.g. LLaVA-Bench: generated, not scored here)."""
+EvalTask = MetricName
+"""Which metric of `vlit.evaluation.metrics.METRICS` scores a sample: `vqa` (VQA accuracy and normalised
+exact match), `multiple_choice` (letter or option extraction), `classification` (label accuracy), `yes_no`
+(POPE precision/recall/F1), `caption` (CIDEr-D, BLEU), `refer` (accuracy at IoU > 0.5, mean IoU), `open`
+(free answers judged by a person or a model, e.g. LLaVA-Bench: generated, not scored here)."""
 EVAL_TASKS: tuple[str, ...] = get_args(EvalTask)
 
 
@@ -40,6 +42,8 @@ class EvalSample:
     - caption: the reference captions;
     - refer: the target box(es) `(x1, y1, x2, y2)` in pixels of the image; `meta["image_size"]` is
       `(width, height)`, needed to read a predicted box on MiniGPT-v2's 0..100 grid or in 0..1 units;
+      the runner adds `meta["frame"]`, the model's `ImageSpec`, when its input is padded or cropped (the
+      model names boxes on that square);
     - open: whatever reference answers the file gives (may be empty).
     """
 
@@ -68,28 +72,6 @@ def read_json(path: str | Path) -> Any:
         raise VlitError(f"{path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
     except UnicodeDecodeError as e:
         raise VlitError(f"{path}: not UTF-8 text (byte {e.start})") from None
-
-
-def read_rows(path: str | Path) -> list[tuple[str, Any]]:
-    """(where, row) of a JSON array or a JSONL file, told apart by the content, not the suffix: POPE's label
-    files, for one, are JSONL named `.json`. `where` is `file[index]` or `file:line`."""
-    path = Path(path)
-    if not path.is_file():
-        raise VlitError(f"{path}: no such file")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise VlitError(f"{path}: not UTF-8 text (byte {e.start})") from None
-    if text.lstrip().startswith("["):
-        return [(f"{path}[{i}]", row) for i, row in enumerate(read_json(path))]
-    rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append((f"{path}:{number}", json.loads(line)))
-            except json.JSONDecodeError as e:
-                raise VlitError(f"{path}:{number}: invalid JSON: {e.msg} (column {e.colno})") from None
-    return rows
 
 
 def expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
@@ -130,10 +112,11 @@ def image_size(path: str, where: str) -> tuple[int, int]:
         raise VlitError(f"{where}: image {path}: cannot read its size ({e})") from None
 
 
-def question_conversation(record: TaskRecord, style: RenderStyle, image: str | None, sample_id: str,
-                          seed: int = 0) -> Conversation:
-    """The record asked in `style` (via `vlit.data.prompting.styles`, the same prompts training uses), answer dropped:
-    the user turns up to the last one. InstructBLIP templates are drawn with an rng seeded by (seed, id), so
-    a benchmark's prompts do not change between runs."""
-    turns = render(record, style, random.Random(f"{seed}:{sample_id}"), image=image is not None)
+def question_conversation(record: TaskRecord, style: StyleName, image: str | None, sample_id: str,
+                          seed: int = 0, frame: ImageSpec | None = None) -> Conversation:
+    """The record asked in `style` (via `vlit.data.prompting.styles`, the same prompts training uses), answer
+    dropped: the user turns up to the last one. InstructBLIP templates are drawn with an rng seeded by (seed,
+    id), so a benchmark's prompts do not change between runs. A box in the question (identify) is named in
+    `frame`, the model's image input."""
+    turns = render(record, style, random.Random(f"{seed}:{sample_id}"), image=image is not None, frame=frame)
     return Conversation(turns[:-1], [] if image is None else [image], sample_id)

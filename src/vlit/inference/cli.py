@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from vlit.data.conversation import Conversation
@@ -99,7 +100,7 @@ def ask_main(argv: list[str]) -> int:
         answer, scores = result.best, dict(result.ranked())
     else:
         answer = pipe.chat(conversation, **generation_options(args))
-    found = parse_grounding(answer, *image.size) if image is not None else []
+    found = parse_grounding(answer, *image.size, frame=pipe.processor.image_spec) if image is not None else []
     drawing = save_grounding(image, found, args.draw) if args.draw is not None else None
     if args.json:
         print(json.dumps({"answer": answer, "scores": scores, "boxes": [g.to_dict() for g in found],
@@ -187,7 +188,8 @@ def chat_main(argv: list[str]) -> int:
     if generation["num_beams"] > 1:
         raise VlitError("--num-beams: the chat streams its answers; beam search cannot stream")
     state = ChatState(task=args.task).with_image(args.image)  # a bad image fails before the model loads
-    session = ChatSession(load_pipeline(args), generation, state)
+    pipe = load_pipeline(args)
+    session = ChatSession(pipe, generation, replace(state, frame=pipe.processor.image_spec))
     print(f"vlit chat: {args.checkpoint}. Type a message, or /help.", flush=True)
     while True:
         try:

@@ -2,26 +2,23 @@
 a drawing of them.
 
 `<p>red ball</p> {<12><30><55><90>}<delim>{<60><10><80><40>}` names two boxes of one phrase; bare boxes
-(`[refer]` answers, `[detection]` lists) have no phrase. Grid coordinates (0..100) refer to the original
-image, x by its width and y by its height. Model output may be truncated or sloppy, so parsing takes what is
-well-formed and never raises.
+(`[refer]` answers, `[detection]` lists) have no phrase. Grid coordinates (0..100) refer to the image the
+model saw: the original, x by its width and y by its height, unless its input was padded or cropped to a
+square (`parse_grounding(..., frame=)` maps those back). Model output may be truncated or sloppy, so parsing
+takes what is well-formed and never raises.
 """
 
 from __future__ import annotations
 
 import colorsys
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from vlit.data.loading.transforms import Box
+from vlit.data.loading.transforms import Box, ImageSpec
 from vlit.data.prompting import boxes as bx
 from vlit.errors import VlitError
-
-OPEN, CLOSE = "<p>", "</p>"
-_LONG_NUMBER = re.compile(r"\d{4,}")
 
 
 @dataclass(frozen=True)
@@ -35,27 +32,14 @@ class GroundedBox:
         return {"phrase": self.phrase, "box": [round(v, 2) for v in self.box]}
 
 
-def parse_grounding(text: str, width: float, height: float) -> list[GroundedBox]:
-    """Every box in `text`, in order, in pixels of a `width` x `height` image.
-
-    A closed `<p>phrase</p>` owns the boxes after it up to the next `<p>`; boxes before the first phrase, or
-    after an unclosed `<p>`, are bare. Never raises: malformed pieces are skipped.
+def parse_grounding(text: str, width: float, height: float, frame: ImageSpec | None = None) -> list[GroundedBox]:
+    """Every box in `text`, in order, in pixels of a `width` x `height` image, read by the one box reader
+    (`vlit.data.prompting.boxes.read_boxes`, which states the rules): a closed `<p>phrase</p>` owns the boxes
+    after it up to the next `<p>`; boxes before the first phrase, or after an unclosed `<p>`, are bare.
+    `frame` is the model's image input (`Pipeline.processor.image_spec`): boxes named on a padded or cropped
+    square map back to the image. Never raises: malformed pieces are skipped.
     """
-    if not isinstance(text, str) or not width > 0 or not height > 0:
-        return []
-    pieces = text.split(OPEN)
-    found = _boxes(None, pieces[0], width, height)
-    for piece in pieces[1:]:
-        phrase, closed, rest = piece.partition(CLOSE)
-        found += _boxes(phrase.strip(), rest, width, height) if closed else _boxes(None, piece, width, height)
-    return found
-
-
-def _boxes(phrase: str | None, text: str, width: float, height: float) -> list[GroundedBox]:
-    # Numbers of 4+ digits are over the grid's 100 whatever their value, but a few hundred digits overflow
-    # float -> int inside the grid parser; any 4-digit stand-in clamps to the same cell.
-    tame = _LONG_NUMBER.sub("1000", text)
-    return [GroundedBox(phrase, bx.from_grid(b, width, height)) for b in bx.parse_grid_boxes(tame)]
+    return [GroundedBox(phrase, box) for phrase, box in bx.read_boxes(text, width, height, frame)]
 
 
 def format_grounding(found: list[GroundedBox], width: float, height: float) -> str:

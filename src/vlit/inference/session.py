@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from PIL import Image
 
 from vlit.data.conversation import Conversation, ImageRef
+from vlit.data.loading.transforms import ImageSpec
 from vlit.data.reading.images import load_image
 from vlit.errors import VlitError
 from vlit.inference.grounding import GroundedBox, parse_grounding
@@ -20,13 +21,15 @@ from vlit.inference.tasks import TASKS, with_task
 
 @dataclass(frozen=True)
 class ChatState:
-    """The image (as given, and decoded), the task identifier and the conversation so far (None before the
-    first question)."""
+    """The image (as given, and decoded), the task identifier, the conversation so far (None before the
+    first question) and the model's image input `frame` (`Pipeline.processor.image_spec`; None: boxes are
+    named on the original image)."""
 
     image: ImageRef | None = None
     picture: Image.Image | None = None
     task: str | None = None
     conversation: Conversation | None = None
+    frame: ImageSpec | None = None
 
     @property
     def size(self) -> tuple[int, int] | None:
@@ -62,5 +65,5 @@ class ChatState:
         return replace(self, conversation=asked.add("assistant", answer))
 
     def boxes(self, answer: str) -> list[GroundedBox]:
-        """The boxes of a MiniGPT-v2 answer in pixels of the image (none without an image)."""
-        return [] if self.size is None else parse_grounding(answer, *self.size)
+        """The boxes of an answer in pixels of the image (none without an image), read in the model's frame."""
+        return [] if self.size is None else parse_grounding(answer, *self.size, frame=self.frame)

@@ -1,11 +1,15 @@
-"""MiniGPT-v2's task identifiers: one place for the terminal chat, the API server and the web demo."""
+"""MiniGPT-v2's task identifiers, read off the task specs: one place for the terminal chat, the API server and
+the web demo."""
 
 from __future__ import annotations
 
-TASKS: tuple[str, ...] = ("refer", "grounding", "identify", "detection", "vqa", "caption")
-"""The identifiers a question may start with, written `[task]` (FORMATS.md)."""
+from vlit.data.prompting.tasks import TASKS as TASK_SPECS
 
-GROUNDING_TASKS: frozenset[str] = frozenset({"refer", "grounding", "detection"})
+TASKS: tuple[str, ...] = tuple(dict.fromkeys(s.identifier for s in TASK_SPECS.values() if s.identifier))
+"""The identifiers a question may start with, written `[task]` (FORMATS.md), in task-spec order."""
+
+GROUNDING_TASKS: frozenset[str] = frozenset(s.identifier for s in TASK_SPECS.values()
+                                            if s.identifier and s.answers_with_boxes)
 """Tasks whose answers carry boxes worth parsing and drawing."""
 
 

@@ -59,6 +59,7 @@ def save_model(model: VisionLanguageModel, folder: str | Path, trained: list[str
 
 
 def read_checkpoint_config(folder: str | Path) -> tuple[ModelConfig, dict]:
+    """The checkpoint's model config and its whole `config.json`."""
     path = Path(folder) / CONFIG_FILE
     try:
         meta = json.loads(path.read_text())
@@ -66,7 +67,11 @@ def read_checkpoint_config(folder: str | Path) -> tuple[ModelConfig, dict]:
         raise VlitError(f"{folder}: not a vlit checkpoint (no {CONFIG_FILE})") from None
     except json.JSONDecodeError as e:
         raise VlitError(f"{path}: not valid JSON ({e})") from None
-    return from_dict(ModelConfig, meta.get("model"), "model"), meta
+    model = meta.get("model")
+    if isinstance(model, dict) and "prompt_style" not in model and "prompt_style" in meta:
+        # Written before the model config held the style: it was a top-level guess from the training data.
+        model = {**model, "prompt_style": meta["prompt_style"]}
+    return from_dict(ModelConfig, model, "model"), meta
 
 
 def load_weights(model: VisionLanguageModel, path: Path, parts: list[str]) -> None:

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from vlit.data.loading.transforms import ImageSpec
 from vlit.inference.grounding import parse_grounding
 from vlit.inference.pipeline import Pipeline
 from vlit.serving import schema
@@ -76,7 +77,7 @@ def create_app(pipe: Pipeline, settings: ServerSettings | None = None) -> FastAP
             return await _stream(batcher, prepared, settings.model_name, include_usage)
         job = batcher.submit(prepared.conversation, prepared.options)
         done = await asyncio.wrap_future(job.future)
-        boxes = answer_boxes(done.text, prepared)
+        boxes = answer_boxes(done.text, prepared, pipe.processor.image_spec)
         return schema.completion(schema.completion_id(), settings.model_name, done.text, done.finish_reason,
                                  done.prompt_tokens, done.completion_tokens, boxes)
 
@@ -89,11 +90,12 @@ def _check_model(name: str, settings: ServerSettings) -> None:
                        "model", "model_not_found")
 
 
-def answer_boxes(text: str, prepared: Prepared) -> list[dict]:
-    """MiniGPT-v2 boxes in the answer, in pixels of the conversation's last image."""
+def answer_boxes(text: str, prepared: Prepared, frame: ImageSpec | None = None) -> list[dict]:
+    """The boxes in the answer, in pixels of the conversation's last image; `frame` is the model's image
+    input, the square the model names boxes on."""
     if prepared.image_size is None:
         return []
-    return [g.to_dict() for g in parse_grounding(text, *prepared.image_size)]
+    return [g.to_dict() for g in parse_grounding(text, *prepared.image_size, frame=frame)]
 
 
 def _sse(body: dict | str) -> str:

@@ -108,7 +108,7 @@ def build_demo(pipe: Pipeline, generation: dict[str, Any] | None = None, title: 
     with gr.Blocks(title=title, analytics_enabled=False) as demo:
         gr.Markdown(f"## {html.escape(title)}\nUpload an image, pick a task and ask. Boxes in the answer "
                     "(MiniGPT-v2's `{<x1><y1><x2><y2>}`) are drawn below the image.")
-        state = gr.State(ChatState())
+        state = gr.State(ChatState(frame=pipe.processor.image_spec))  # boxes map back from the model's input
         status = gr.Markdown(describe(ChatState()), elem_id="vlit-status")
         with gr.Row():
             with gr.Column(scale=1):

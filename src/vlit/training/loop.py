@@ -59,12 +59,6 @@ def make_accelerator(cfg: Config) -> Accelerator:
                         "run in this process; Accelerate allows one setting per process") from None
 
 
-def training_style(cfg: Config) -> str:
-    """The prompt style the last stage mostly trained with: how the model expects to be asked."""
-    styles = [d.style for d in cfg.stages[-1].data.datasets] if cfg.stages else []
-    return max(dict.fromkeys(styles), key=styles.count) if styles else "llava15"
-
-
 class Trainer:
     def __init__(self, cfg: Config, out: Path, accelerator: Accelerator | None = None):
         self.cfg = cfg
@@ -116,7 +110,7 @@ class Trainer:
         full = self._full_state()
         if acc.is_main_process:
             save_model(model, final, trained=trained, state=full,
-                       extra={"trained_parts": trained, "prompt_style": training_style(cfg)})
+                       extra={"trained_parts": trained})
             rows = metrics.rows()
             if rows:
                 plot_loss(rows, self.out / "loss.png", f"{self.out.name}: training loss")

@@ -129,3 +129,26 @@ def test_restyle_is_lazy_and_seeded(tmp_path: Path) -> None:
     assert [first.get(i, 0) for i in range(n)] == [second.get(i, 0) for i in range(n)]
     epochs = [[first.get(i, e).turns[0].content for i in range(n)] for e in range(4)]
     assert any(epochs[0] != other for other in epochs[1:]), "templates never change across epochs"
+
+
+def _refer_row(row_id: str, box: list[float]) -> dict:
+    task = {"type": "refer", "phrase": "the red circle", "boxes": [box], "image_size": [200, 100]}
+    return _qa(row_id, "a.png", "<image>\nWhere?", "here", task=task)
+
+
+def test_restyled_boxes_follow_the_model_input(tmp_path: Path, caplog) -> None:
+    from vlit.data.loading.transforms import ImageSpec
+
+    path = _file(tmp_path, [_refer_row("in", [24, 30, 110, 90]), _refer_row("out", [2, 10, 40, 50])])
+    cfg = DatasetConfig("shapes", str(path), style="minigptv2")
+    assert load_dataset(cfg).get(1).turns[-1].content == "{<1><10><20><50>}"  # original frame, as before
+    pad = load_dataset(cfg, image_spec=ImageSpec(100, (0.5,) * 3, (0.5,) * 3, "pad"))
+    assert [pad.get(i).turns[-1].content for i in range(2)] == ["{<12><40><55><70>}", "{<1><30><20><50>}"]
+    with caplog.at_level(logging.WARNING):
+        mixture = load_mixture(MixtureConfig([cfg]), image_spec=ImageSpec(100, (0.5,) * 3, (0.5,) * 3, "crop"))
+    crop = mixture["shapes"]
+    assert len(crop) == 1 and crop.get(0).id == "in"
+    assert crop.get(0).turns[-1].content == "{<0><30><60><90>}"  # cut by the crop: clipped
+    (record,) = [r for r in caplog.records if "dropped" in r.getMessage()]
+    assert "shapes" in record.getMessage() and "row out" in record.getMessage()
+    assert "falls outside" in record.getMessage()

@@ -50,7 +50,8 @@ def test_serialise_then_parse_is_identity():
             y1, y2 = sorted(rng.randint(0, 100) for _ in range(2))
             boxes.append((x1, y1, x2, y2))
         assert bx.parse_grid_boxes(bx.format_grid_boxes(boxes)) == boxes
-        assert bx.parse_grounded(bx.format_grounded("red balloon", boxes)) == [("red balloon", boxes)]
+        read = bx.read_boxes(bx.format_grounded("red balloon", boxes), 100, 100)
+        assert [(p, bx.to_grid(b, 100, 100)) for p, b in read] == [("red balloon", b) for b in boxes]
         unit = [tuple(v / 100 for v in b) for b in boxes]
         text = ", ".join(bx.format_unit_box(b) for b in unit)
         assert np.allclose(bx.parse_unit_boxes(text), unit)
@@ -78,10 +79,16 @@ def test_lenient_grid_parser(text, expected):
     assert bx.parse_grid_boxes(text) == expected
 
 
+def _cells(found):
+    return [(p, bx.to_grid(b, 100, 100)) for p, b in found]
+
+
 def test_lenient_grounded_and_unit_parsers():
+    # One reader, parse_grounding's rules: boxes after an unclosed <p> or before any phrase are bare (the old
+    # parse_grounded dropped them), and a phrase without boxes names none.
     text = "<p>a red circle</p> {<1><2><3><4>} and <p>a cat</p> nothing here, <p>unclosed {<5><6><7><8>}"
-    assert bx.parse_grounded(text) == [("a red circle", [(1, 2, 3, 4)]), ("a cat", [])]
-    assert bx.parse_grounded("no tags {<1><2><3><4>}") == []
+    assert _cells(bx.read_boxes(text, 100, 100)) == [("a red circle", (1, 2, 3, 4)), (None, (5, 6, 7, 8))]
+    assert _cells(bx.read_boxes("no tags {<1><2><3><4>}", 100, 100)) == [(None, (1, 2, 3, 4))]
     assert bx.parse_unit_boxes("box [0.1, 0.2,0.5 , 1.7] and [0.3, x, 1, 2]") == [(0.1, 0.2, 0.5, 1.0)]
 
 

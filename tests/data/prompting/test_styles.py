@@ -7,7 +7,7 @@ import random
 import pytest
 
 from vlit.data.conversation import Conversation, Turn
-from vlit.data.prompting.styles import render, restyle
+from vlit.data.prompting.styles import STYLES, render, restyle
 from vlit.data.prompting.templates import TASK_TYPES, TaskRecord, load_templates
 from vlit.errors import VlitError
 
@@ -280,3 +280,45 @@ def test_grounded_phrase_missing_from_caption_is_an_error():
                         boxes=((0, 0, 10, 10),), image_size=(20, 20))
     with pytest.raises(VlitError, match="a blue square"):
         render(record, "minigptv2", random.Random(0))
+
+
+# ---- boxes in the model's frame ---------------------------------------------------------------------------
+
+def _spec(resize: str, size: int = 100):
+    from vlit.data.loading.transforms import ImageSpec
+
+    return ImageSpec(size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), resize)
+
+
+@pytest.mark.parametrize(("style", "task", "expected"), GOLDEN, ids=[f"{s}-{t}" for s, t, _ in GOLDEN])
+def test_a_stretched_frame_keeps_the_golden_strings(style, task, expected):
+    turns = render(RECORDS[task], style, random.Random(0), frame=_spec("stretch", 224))
+    assert [t.content for t in turns] == expected
+
+
+def test_padded_input_names_boxes_on_the_square():
+    # 200x100 padded to 200x200 (24 rows above), then 100x100: the refer box (24, 30, 110, 90) is at
+    # (12, 40, 55, 70) of the model's input.
+    refer, identify = RECORDS["refer"], RECORDS["identify"]
+    pad = _spec("pad")
+    assert render(refer, "minigptv2", random.Random(0), frame=pad)[1].content == "{<12><40><55><70>}"
+    assert render(refer, "llava15", random.Random(0), frame=pad)[1].content == "[0.12, 0.40, 0.55, 0.70]"
+    assert render(identify, "minigptv2", random.Random(0), frame=pad)[0].content == (
+        "<image>\n[identify] what is this {<4><50><30><57>}")
+
+
+def test_cropped_input_clips_the_box_it_cuts():
+    # 200x100 to 100x100 by the centre crop (x 50..150): the refer box (24, 30, 110, 90) is cut to (0, 30, 60, 90).
+    crop = _spec("crop")
+    assert render(RECORDS["refer"], "minigptv2", random.Random(0), frame=crop)[1].content == "{<0><30><60><90>}"
+    detection = render(RECORDS["detection"], "llava15", random.Random(0), frame=crop)[1].content
+    assert detection == "[0.00, 0.30, 0.60, 0.90], [1.00, 0.10, 1.00, 0.40]"  # the second box is cut away
+
+
+def test_answers_are_read_back_by_the_style():
+    assert STYLES["llava15"].choice_answer == "letter"
+    assert STYLES["instructblip"].choice_answer == STYLES["minigptv2"].choice_answer == "option"
+    for name, style in STYLES.items():
+        target = render(RECORDS["refer"], name, random.Random(0), frame=_spec("pad"))[1].content
+        ((phrase, box),) = style.boxes.read(target, *SIZE, frame=_spec("pad"))
+        assert phrase is None and box == pytest.approx((24, 30, 110, 90), abs=2)  # within a grid cell

@@ -9,7 +9,6 @@ import yaml
 from vlit.data.prompting.templates import (
     MAX_TEMPLATES,
     MIN_TEMPLATES,
-    PLACEHOLDERS,
     TASK_TYPES,
     TaskRecord,
     load_templates,
@@ -85,10 +84,6 @@ def test_missing_file_and_wrong_task_key_are_rejected(template_dir):
     (template_dir / "detection.yaml").unlink()
     with pytest.raises(VlitError, match=r"detection\.yaml: template file missing"):
         load_templates(template_dir)
-
-
-def test_placeholder_table_matches_task_types():
-    assert set(PLACEHOLDERS) == set(TASK_TYPES)
 
 
 # ---- the task record -------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Rows are kept as read. A dataset with a prompt style other than `as_is` re-renders each row on access from
 its structured task record, with a random generator seeded by (seed, dataset, row, epoch): every epoch may
-draw a different InstructBLIP template, and two runs with one seed see the same prompts.
+draw a different InstructBLIP template, and two runs with one seed see the same prompts. Boxes are named in
+the model's image frame (`image_spec`: the padded or cropped square it sees, else the original image).
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ from PIL import Image
 
 from vlit.config.data import DatasetConfig, MixtureConfig
 from vlit.data.conversation import IMAGE_TOKEN, Conversation, ImageRef, Turn
-from vlit.data.reading.images import load_image
-from vlit.data.reading.llava import RowError, iter_raw_rows, parse_row
+from vlit.data.loading.transforms import ImageSpec
+from vlit.data.reading.images import load_image, resolve_image_path
+from vlit.data.reading.llava import parse_row
+from vlit.data.reading.rows import RowError, iter_raw_rows
 from vlit.errors import VlitError
 
 log = logging.getLogger(__name__)
 
-Restyle = Callable[[Conversation, str, random.Random], Conversation]
+Restyle = Callable[[Conversation, str, random.Random, ImageSpec | None], Conversation]
 
 
 def _restyler(style: str) -> Restyle | None:
@@ -46,6 +49,8 @@ class LoadedDataset:
     groups: list[list[int]] = field(default_factory=list)
     skipped: list[RowError] = field(default_factory=list)
     restyle: Restyle | None = None
+    frame: ImageSpec | None = None
+    """The model's image input: restyled rows name their boxes in it (None: the original image)."""
 
     def __post_init__(self) -> None:
         if not self.groups:
@@ -65,7 +70,7 @@ class LoadedDataset:
             return row
         # A string seed is hashed with SHA-512 by `random`, so it is stable across processes and platforms.
         rng = random.Random(f"{self.seed}:{self.name}:{index}:{epoch}")
-        return self.restyle(row, self.style, rng)
+        return self.restyle(row, self.style, rng, self.frame)
 
     def get(self, index: int, epoch: int = 0) -> Conversation:
         """Item `index` as rendered in dataset epoch `epoch`."""
@@ -79,11 +84,6 @@ class LoadedDataset:
     def skipped_report(self) -> str:
         lines = [f"{self.name}: skipped {len(self.skipped)} bad row(s)"]
         return "\n".join(lines + [f"  {e}" for e in self.skipped])
-
-
-def _resolve(path: str, root: Path | None) -> Path:
-    p = Path(path)
-    return p if root is None or p.is_absolute() else Path(root) / p
 
 
 def _read_rows(path: Path, max_rows: int | None,
@@ -104,30 +104,62 @@ def _read_rows(path: Path, max_rows: int | None,
     return rows, skipped
 
 
+def _inside_frame(rows: list[Conversation], name: str, frame: ImageSpec | None) -> list[Conversation]:
+    """The rows whose task boxes the model can see: a box a crop cuts away entirely cannot be named, so its
+    row is dropped with a warning (a box the crop only cuts is clipped when the row renders)."""
+    if frame is None or frame.resize != "crop":
+        return rows
+    from vlit.data.prompting.boxes import outside_frame
+    from vlit.data.prompting.templates import TaskRecord
+
+    kept = []
+    for row in rows:
+        try:
+            task = TaskRecord.from_dict(row.meta["task"]) if "task" in row.meta else None
+        except VlitError:
+            task = None  # rendering the row reports the bad record
+        lost = [b for b in task.boxes if outside_frame(b, task.image_size, frame)] if task is not None else []
+        if lost:
+            log.warning("%s: dropped row %s: its %s box %s falls outside the model's %dx%d centre crop of the "
+                        "%dx%d image", name, row.id, task.type, list(lost[0]), frame.size, frame.size,
+                        *task.image_size)
+        else:
+            kept.append(row)
+    return kept
+
+
 def load_dataset(cfg: DatasetConfig, root: Path | None = None, on_bad_row: str = "fail", rng_seed: int = 0,
-                 merge_qa: bool = False) -> LoadedDataset:
+                 merge_qa: bool = False, image_spec: ImageSpec | None = None) -> LoadedDataset:
     """Read `cfg.path` (relative to `root`, the config's data root; so is a relative `image_root`).
 
     `on_bad_row="fail"` raises on the first bad row; `"skip"` keeps every valid row and records the rest in
-    `skipped` (and logs them). `max_rows` counts valid rows, before any merge.
+    `skipped` (and logs them). `max_rows` counts valid rows, before any merge. `image_spec` is the model's
+    image input: restyled rows name their boxes on its padded or cropped square (None: on the original
+    image), and a row whose box a crop cuts away is dropped with a warning naming it.
     """
     if on_bad_row not in ("fail", "skip"):
         raise VlitError(f"on_bad_row: {on_bad_row!r} is not one of 'fail', 'skip'")
     restyle = _restyler(cfg.style)
-    path = _resolve(cfg.path, root)
-    image_root = _resolve(cfg.image_root, root) if cfg.image_root is not None else path.parent
+    # A data file resolves against the data root as an image does against its image root.
+    path = resolve_image_path(cfg.path, root)
+    image_root = resolve_image_path(cfg.image_root, root) if cfg.image_root is not None else path.parent
     rows, skipped = _read_rows(path, cfg.max_rows, on_bad_row)
     if skipped:
         log.warning("%s: skipped %d bad row(s) of %s, first: %s", cfg.name, len(skipped), path, skipped[0])
+    if restyle is not None:
+        rows = _inside_frame(rows, cfg.name, image_spec)
     if not rows:
         raise VlitError(f"{path}: dataset {cfg.name!r} has no valid rows")
     groups = qa_groups(rows) if merge_qa else []
-    return LoadedDataset(cfg.name, rows, image_root, cfg.style, rng_seed, groups, skipped, restyle)
+    return LoadedDataset(cfg.name, rows, image_root, cfg.style, rng_seed, groups, skipped, restyle, image_spec)
 
 
-def load_mixture(cfg: MixtureConfig, root: Path | None = None) -> dict[str, LoadedDataset]:
-    """Every dataset of a mixture, in config order, with the mixture's bad-row policy, seed and merge."""
-    return {d.name: load_dataset(d, root, cfg.on_bad_row, cfg.seed, cfg.merge_qa) for d in cfg.datasets}
+def load_mixture(cfg: MixtureConfig, root: Path | None = None,
+                 image_spec: ImageSpec | None = None) -> dict[str, LoadedDataset]:
+    """Every dataset of a mixture, in config order, with the mixture's bad-row policy, seed and merge; boxes
+    named in `image_spec`'s frame (see `load_dataset`)."""
+    return {d.name: load_dataset(d, root, cfg.on_bad_row, cfg.seed, cfg.merge_qa, image_spec)
+            for d in cfg.datasets}
 
 
 def _merge_key(conversation: Conversation) -> tuple[str, str | None, object] | None:

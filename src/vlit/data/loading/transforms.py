@@ -51,17 +51,31 @@ class Geometry:
 
 
 def square_geometry(width: int, height: int, size: int, resize: str) -> Geometry:
-    """The affine map of `resize` from a width x height image onto a size x size square."""
+    """The affine map of `resize` from a width x height image onto a size x size square: exactly what
+    `to_square` does to the pixels (integer paste and crop offsets included), so boxes land on them.
+
+    - stretch: scale each axis to `size`;
+    - pad: paste onto a square canvas of side max(w, h) at the integer offset LLaVA-1.5's expand2square uses
+      (`(side - w) // 2`), then scale to `size`;
+    - crop: scale the short side to `size` (the long side rounded), then cut the centre at an integer offset.
+    """
     if resize == "stretch":
         return Geometry(size / width, size / height, 0.0, 0.0, size, size)
     if resize == "pad":
         side = max(width, height)
         s = size / side
-        return Geometry(s, s, (side - width) / 2 * s, (side - height) / 2 * s, size, size)
+        return Geometry(s, s, (side - width) // 2 * s, (side - height) // 2 * s, size, size)
     if resize == "crop":
-        s = size / min(width, height)
-        return Geometry(s, s, -(width * s - size) / 2, -(height * s - size) / 2, size, size)
+        (nw, nh), (left, top) = _crop_plan(width, height, size)
+        return Geometry(nw / width, nh / height, -float(left), -float(top), size, size)
     raise ValueError(f"resize: unknown mode {resize!r}")
+
+
+def _crop_plan(width: int, height: int, size: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(resized width, height) and the (left, top) of the centre crop: the short side becomes `size`."""
+    s = size / min(width, height)
+    nw, nh = max(size, round(width * s)), max(size, round(height * s))
+    return (nw, nh), ((nw - size) // 2, (nh - size) // 2)
 
 
 def to_square(image: Image.Image, spec: ImageSpec) -> tuple[Image.Image, Geometry]:
@@ -76,10 +90,8 @@ def to_square(image: Image.Image, spec: ImageSpec) -> tuple[Image.Image, Geometr
         canvas = Image.new("RGB", (side, side), fill)
         canvas.paste(image, ((side - w) // 2, (side - h) // 2))
         return canvas.resize((spec.size, spec.size), Image.Resampling.BICUBIC), geo
-    s = spec.size / min(w, h)
-    nw, nh = max(spec.size, round(w * s)), max(spec.size, round(h * s))
+    (nw, nh), (left, top) = _crop_plan(w, h, spec.size)
     resized = image.resize((nw, nh), Image.Resampling.BICUBIC)
-    left, top = (nw - spec.size) // 2, (nh - spec.size) // 2
     return resized.crop((left, top, left + spec.size, top + spec.size)), geo
 
 

@@ -8,8 +8,13 @@ Grid boxes are four ints on 0..100: `int(coord / side * 100)` with x by width an
 formula). Grid -> pixel returns the *centre* of the grid cell, `(g + 0.5) * side / 100` clamped to the image,
 so a pixel -> grid -> pixel round trip is off by at most half a cell and grid -> pixel -> grid is exact.
 
-The parsers are lenient on purpose: inference reuses them on model output, which may be truncated or sloppy.
-They return whatever well-formed boxes the text holds and never raise.
+`read_boxes` is the one reader of boxes in text (with their phrases); the parsers it builds on are lenient on
+purpose: model output may be truncated or sloppy, so they return whatever well-formed boxes the text holds and
+never raise.
+
+A model whose image input is padded or cropped to a square (`ImageSpec.resize`) sees boxes in that square's
+pixels: `model_geometry` is the map into it, `boxes_in_frame` puts a record's boxes there for a training
+target, and `read_boxes` maps predicted boxes back to the original.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from vlit.data.loading.transforms import Box, Geometry
+from vlit.data.loading.transforms import Box, Geometry, ImageSpec, square_geometry
 
 GRID = 100
 GridBox = tuple[int, int, int, int]
@@ -26,7 +31,7 @@ DELIM = "<delim>"
 _NUM = r"\s*(-?\d+(?:\.\d+)?)\s*"
 _GRID_RE = re.compile("".join(rf"<{_NUM}>\s*" for _ in range(4)))
 _UNIT_RE = re.compile(r"\[" + ",".join([_NUM] * 4) + r"\]")
-_PHRASE_RE = re.compile(r"<p>(.*?)</p>")
+_OPEN, _CLOSE = "<p>", "</p>"
 
 
 # ---- pixel <-> grid <-> unit ------------------------------------------------------------------------------
@@ -109,15 +114,41 @@ def parse_unit_boxes(text: str) -> list[Box]:
     return boxes
 
 
-def parse_grounded(text: str) -> list[tuple[str, list[GridBox]]]:
-    """`<p>phrase</p> {..}<delim>{..}` pieces -> (phrase, grid boxes) in order. A phrase owns the boxes up to
-    the next `<p>`; one without boxes gets an empty list; boxes before the first phrase or after an unclosed
-    `<p>` are ignored (use `parse_grid_boxes` for bare boxes)."""
-    pieces = []
-    for m in _PHRASE_RE.finditer(text):
-        end = text.find("<p>", m.end())  # a phrase's boxes stop at the next <p>, even an unclosed one
-        pieces.append((m.group(1).strip(), parse_grid_boxes(text[m.end():end if end >= 0 else len(text)])))
-    return pieces
+Found = tuple[str | None, Box]
+"""A box read from text, in pixels, with the phrase it grounds (None for a bare box)."""
+
+
+def read_boxes(text: str, width: float, height: float, frame: ImageSpec | None = None) -> list[Found]:
+    """Every box of a model's answer, in order, in pixels of the `width` x `height` original image: the one
+    parser for grounded text (`vlit ask`, the chat, the API, the demo and the refer metric all read with it).
+
+    Rules, lenient because model output is truncated or sloppy (never raises, skips what is malformed):
+    - MiniGPT-v2 grid boxes `{<x1><y1><x2><y2>}` (braces, spaces and `<delim>` optional) map to the centres
+      of their grid cells. A closed `<p>phrase</p>` owns the boxes after it up to the next `<p>`; boxes
+      before the first phrase, or after an unclosed `<p>`, are bare.
+    - Only when the text holds no grid box: LLaVA-1.5's unit boxes `[0.12, 0.30, 0.55, 0.90]`, all bare.
+
+    `frame` is the model's image input: a model fed a padded or cropped square names boxes on that square,
+    so they are read there and mapped back through the inverse geometry (clipped to the image). None, or a
+    stretched input, reads them on the original directly (the same cells as MiniGPT-v2's formula).
+    """
+    if not isinstance(text, str) or not width > 0 or not height > 0:
+        return []
+    geometry = model_geometry((width, height), frame)
+    side_w, side_h = (width, height) if geometry is None else (geometry.out_w, geometry.out_h)
+    pieces = text.split(_OPEN)
+    found = [(None, b) for b in parse_grid_boxes(pieces[0])]
+    for piece in pieces[1:]:
+        phrase, closed, rest = piece.partition(_CLOSE)
+        owner = phrase.strip() if closed else None
+        found += [(owner, b) for b in parse_grid_boxes(rest if closed else piece)]
+    if found:
+        found = [(p, from_grid(b, side_w, side_h)) for p, b in found]
+    else:
+        found = [(None, from_unit(b, side_w, side_h)) for b in parse_unit_boxes(text)]
+    if geometry is None:
+        return found
+    return [(p, clip_box(geometry.inverse(b), width, height)) for p, b in found]
 
 
 # ---- geometry ---------------------------------------------------------------------------------------------
@@ -164,3 +195,35 @@ def transform_boxes(boxes: Iterable[Sequence[float]], geometry: Geometry, clip: 
     cropped away entirely becomes empty rather than vanishing, so indices stay aligned with labels)."""
     out = [geometry.forward(tuple(b)) for b in boxes]
     return [clip_box(b, geometry.out_w, geometry.out_h) for b in out] if clip else out
+
+
+# ---- the model's frame ------------------------------------------------------------------------------------
+
+def model_geometry(image_size: Sequence[float], frame: ImageSpec | None) -> Geometry | None:
+    """The map from the original image into the model's square input, or None when boxes are named on the
+    original: no frame, or a stretched input (whose grid cells are the original's: the grid formula on the
+    original keeps today's exact strings, where float math through the square could flip a cell)."""
+    if frame is None or frame.resize == "stretch":
+        return None
+    width, height = image_size
+    return square_geometry(int(width), int(height), frame.size, frame.resize)
+
+
+def boxes_in_frame(boxes: Iterable[Sequence[float]], image_size: Sequence[float],
+                   frame: ImageSpec | None) -> tuple[list[Box], tuple[float, float]]:
+    """A record's pixel boxes as the model sees them, and the size of the image they are now in: unchanged
+    with the original size when `model_geometry` is None, else mapped into the square and clipped to it."""
+    geometry = model_geometry(image_size, frame)
+    if geometry is None:
+        return [tuple(b) for b in boxes], (image_size[0], image_size[1])
+    return transform_boxes(boxes, geometry), (geometry.out_w, geometry.out_h)
+
+
+def outside_frame(box: Sequence[float], image_size: Sequence[float], frame: ImageSpec | None) -> bool:
+    """Whether the box falls entirely outside the model's input (a crop cut it away): such a box cannot be
+    named, and its row must not train."""
+    geometry = model_geometry(image_size, frame)
+    if geometry is None:
+        return False
+    x1, y1, x2, y2 = geometry.forward(tuple(box))
+    return x2 <= 0 or y2 <= 0 or x1 >= geometry.out_w or y1 >= geometry.out_h

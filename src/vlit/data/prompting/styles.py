@@ -1,14 +1,21 @@
-"""Three prompt styles over the same task records: one data set, three papers' ways of asking.
+"""Three prompt styles over the same task records: one data set, three papers' ways of asking. A style is one
+object with both halves of its contract: `render` asks a record, and its answer forms say how an answer
+comes back (a multiple-choice pick as the option's letter or its text; boxes written as grid cells or unit
+floats, read back with `vlit.data.prompting.boxes.read_boxes`).
 
 - `instructblip`: a template drawn at random per example from `templates/<type>.yaml` (the rng decides);
-  boxes in vlit's grid syntax `{<x1><y1><x2><y2>}`.
+  boxes in vlit's grid syntax `{<x1><y1><x2><y2>}`; a choice answered with the option's text.
 - `llava15`: fixed response-format prompts (`Answer the question using a single word or phrase.`; options
   as `A. ...` lines and `Answer with the option's letter from the given choices directly.`, answered with the
   letter); boxes as LLaVA-1.5's normalised `[0.12, 0.30, 0.55, 0.90]`; dialogue as multi-turn rows.
-- `minigptv2`: a task identifier (`[caption]`, `[vqa]`, `[refer]`, `[identify]`, `[detection]`,
-  `[grounding]`) starts the instruction; boxes on the 0..100 grid, grounded phrases `<p>..</p> {..}`, several
-  boxes joined by `<delim>`. Question generation has no MiniGPT-v2 identifier and stays untagged, as
-  MiniGPT-v2 leaves tasks outside its six untagged.
+- `minigptv2`: the task's identifier (`[caption]`, `[vqa]`, `[refer]`, `[identify]`, `[detection]`,
+  `[grounding]`, from its spec) starts the instruction; boxes on the 0..100 grid, grounded phrases
+  `<p>..</p> {..}`, several boxes joined by `<delim>`. A task without an identifier (question generation)
+  stays untagged, as MiniGPT-v2 leaves tasks outside its six untagged.
+
+Styles branch on a task's prompt form (`TaskSpec.prompt`), never on its name: a new task of an existing form
+needs no change here. Boxes are named in the model's frame (`render(..., frame=)`): on the padded or cropped
+square the model sees, or on the original image when it is stretched.
 
 The user text holds the `<image>` marker once, at the start, followed by a newline (LLaVA's layout); wrapping
 it in a model's chat template (`[INST] <Img>..</Img> ..`) is `vlit.data.prompting.chat_templates`' job.
@@ -18,16 +25,17 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
-from vlit.config.data import PromptStyle
+from vlit.config.model import StyleName
 from vlit.data.conversation import IMAGE_TOKEN, Conversation, Turn
+from vlit.data.loading.transforms import ImageSpec
 from vlit.data.prompting import boxes as bx
+from vlit.data.prompting.tasks import TaskSpec, task_spec
 from vlit.data.prompting.templates import TaskRecord, load_templates, template_fields
 from vlit.errors import VlitError
-
-RenderStyle = Literal["instructblip", "llava15", "minigptv2"]
 
 SHORT_ANSWER = "Answer the question using a single word or phrase."
 LETTER_ANSWER = "Answer with the option's letter from the given choices directly."
@@ -39,55 +47,29 @@ Pairs = list[tuple[str, str]]
 """(instruction, answer) rounds of one example, image marker not yet added."""
 
 
-def render(task: TaskRecord, style: RenderStyle, rng: random.Random, image: bool = True) -> list[Turn]:
-    """User/assistant turns asking `task` in `style`; the first user turn starts with `<image>\\n` when
-    `image`. Only `instructblip` draws from `rng`."""
-    match style:
-        case "instructblip":
-            pairs = _instructblip(task, rng)
-        case "llava15":
-            pairs = _llava15(task)
-        case "minigptv2":
-            pairs = _minigptv2(task)
-        case _:
-            raise VlitError(f"style: cannot render a task in style {style!r}")
-    turns = []
-    for i, (prompt, answer) in enumerate(pairs):
-        turns += [Turn("user", f"{IMAGE_TOKEN}\n{prompt}" if image and i == 0 else prompt),
-                  Turn("assistant", answer)]
-    return turns
+# ---- boxes as text ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BoxText:
+    """How a style writes boxes: one box, several (`join`), and a phrase grounded by its box (`mark`)."""
+
+    name: Literal["grid", "unit"]
+    join: str
+    mark: Callable[[str, str], str]
+
+    def format(self, box: Sequence[float], width: float, height: float) -> str:
+        """A pixel box of a `width` x `height` image as text."""
+        if self.name == "grid":
+            return bx.format_grid_box(bx.to_grid(box, width, height))
+        return bx.format_unit_box(bx.to_unit(box, width, height))
+
+    def read(self, text: str, width: float, height: float, frame: ImageSpec | None = None) -> list[bx.Found]:
+        """The boxes of an answer in pixels of the original image (the lenient reader reads either syntax)."""
+        return bx.read_boxes(text, width, height, frame)
 
 
-def restyle(conversation: Conversation, style: PromptStyle, rng: random.Random) -> Conversation:
-    """The conversation re-rendered from `meta["task"]` in `style` (same images, id and meta; a leading
-    system turn is kept). `as_is` returns it unchanged."""
-    if style == "as_is":
-        return conversation
-    if "task" not in conversation.meta:
-        raise VlitError(f"row {conversation.id}: style {style!r} needs a task record (meta['task']); "
-                        "use style 'as_is' for conversations without one")
-    if len(conversation.images) > 1:
-        raise VlitError(f"row {conversation.id}: a task record describes one image, the row has "
-                        f"{len(conversation.images)}")
-    try:
-        task = TaskRecord.from_dict(conversation.meta["task"])
-        turns = render(task, style, rng, image=bool(conversation.images))
-    except VlitError as e:
-        raise VlitError(f"row {conversation.id}: {e}") from e
-    system = [conversation.turns[0]] if conversation.system is not None else []
-    return Conversation(system + turns, list(conversation.images), conversation.id, dict(conversation.meta))
-
-
-# ---- answers shared by the styles -------------------------------------------------------------------------
-
-def _grid_boxes(task: TaskRecord) -> list[str]:
-    w, h = task.image_size
-    return [bx.format_grid_box(bx.to_grid(b, w, h)) for b in task.boxes]
-
-
-def _unit_boxes(task: TaskRecord) -> list[str]:
-    w, h = task.image_size
-    return [bx.format_unit_box(bx.to_unit(b, w, h)) for b in task.boxes]
+GRID = BoxText("grid", bx.DELIM, lambda phrase, box: f"<p>{phrase}</p> {box}")
+UNIT = BoxText("unit", ", ", lambda phrase, box: f"{phrase} {box}")
 
 
 def ground_caption(caption: str, phrases: tuple[str, ...], box_texts: list[str],
@@ -103,103 +85,173 @@ def ground_caption(caption: str, phrases: tuple[str, ...], box_texts: list[str],
     return "".join(out) + caption[pos:]
 
 
-def _p_tag(phrase: str, box: str) -> str:
-    return f"<p>{phrase}</p> {box}"
+# ---- the style object -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PromptStyle:
+    """One paper's way of asking a task record and of reading the answer back."""
+
+    name: StyleName
+    boxes: BoxText
+    """How boxes are written in prompts and targets."""
+    choice_answer: Literal["letter", "option"]
+    """How a multiple-choice answer is given: the option's letter (LLaVA-1.5) or its text."""
+
+    def render(self, task: TaskRecord, rng: random.Random, image: bool = True,
+               frame: ImageSpec | None = None) -> list[Turn]:
+        """User/assistant turns asking `task`; the first user turn starts with `<image>\\n` when `image`.
+        Boxes are named in `frame`, the model's image input (None: the original image)."""
+        box_texts = []
+        if task.boxes:
+            boxes, (width, height) = bx.boxes_in_frame(task.boxes, task.image_size, frame)
+            box_texts = [self.boxes.format(b, width, height) for b in boxes]
+        turns = []
+        for i, (prompt, answer) in enumerate(self.pairs(task, task_spec(task.type), box_texts, rng)):
+            turns += [Turn("user", f"{IMAGE_TOKEN}\n{prompt}" if image and i == 0 else prompt),
+                      Turn("assistant", answer)]
+        return turns
+
+    def pairs(self, task: TaskRecord, spec: TaskSpec, box_texts: list[str], rng: random.Random) -> Pairs:
+        raise NotImplementedError
+
+    def answer(self, task: TaskRecord, spec: TaskSpec, box_texts: list[str]) -> str:
+        """The target of a single-round example (dialogue: its last round)."""
+        match spec.prompt:
+            case "choice":
+                return LETTERS[task.answer_index] if self.choice_answer == "letter" else task.answer
+            case "question_generation":
+                return task.question
+            case "dialogue":
+                return task.dialogue[-1][1]
+            case "refer":
+                return box_texts[0]
+            case "detection":
+                return self.boxes.join.join(box_texts)
+            case "grounded_caption":
+                return ground_caption(task.answers[0], task.phrases, box_texts, self.boxes.mark)
+        return task.answer
 
 
-def _grid_target(task: TaskRecord) -> str:
-    """The answer of box-producing tasks in grid syntax (instructblip and minigptv2)."""
-    match task.type:
-        case "refer":
-            return _grid_boxes(task)[0]
-        case "detection":
-            return bx.DELIM.join(_grid_boxes(task))
-        case "grounded_caption":
-            return ground_caption(task.answers[0], task.phrases, _grid_boxes(task), _p_tag)
-    return task.answer
+class InstructBLIPStyle(PromptStyle):
+    def pairs(self, task: TaskRecord, spec: TaskSpec, box_texts: list[str], rng: random.Random) -> Pairs:
+        values = _fields(task, spec, box_texts)
+        usable = [t for t in load_templates()[task.type] if template_fields(t, task.type) <= values.keys()]
+        if not usable:
+            raise VlitError(f"task: no {task.type} template can be filled from fields {sorted(values)}")
+        return [(rng.choice(usable).format(**values), self.answer(task, spec, box_texts))]
 
 
-# ---- instructblip -----------------------------------------------------------------------------------------
-
-def _fields(task: TaskRecord) -> dict[str, str]:
+def _fields(task: TaskRecord, spec: TaskSpec, box_texts: list[str]) -> dict[str, str]:
     """Placeholder values this record can fill; a template needing a missing one is not drawn."""
     values = {"question": task.question, "subject": task.subject, "phrase": task.phrase,
               "options": ", ".join(task.options) or None}
-    if task.type == "question_generation":
+    if spec.prompt == "question_generation":
         values["answer"] = task.answer
-    if task.type == "dialogue":
+    if spec.prompt == "dialogue":
         *history, (question, _) = task.dialogue
         values["question"] = question
         values["history"] = "\n".join(f"Q: {q} A: {a}" for q, a in history)
-    if task.boxes:
-        values["box"] = _grid_boxes(task)[0]
+    if box_texts:
+        values["box"] = box_texts[0]
     return {k: v for k, v in values.items() if v}
 
 
-def _instructblip(task: TaskRecord, rng: random.Random) -> Pairs:
-    values = _fields(task)
-    usable = [t for t in load_templates()[task.type] if template_fields(t, task.type) <= values.keys()]
-    if not usable:
-        raise VlitError(f"task: no {task.type} template can be filled from fields {sorted(values)}")
-    prompt = rng.choice(usable).format(**values)
-    if task.type == "question_generation":
-        return [(prompt, task.question)]
-    if task.type == "dialogue":
-        return [(prompt, task.dialogue[-1][1])]
-    return [(prompt, _grid_target(task))]
+class LLaVA15Style(PromptStyle):
+    def pairs(self, task: TaskRecord, spec: TaskSpec, box_texts: list[str], rng: random.Random) -> Pairs:
+        target = self.answer(task, spec, box_texts)
+        match spec.prompt:
+            case "caption":
+                return [(BRIEF_CAPTION, target)]
+            case "short_answer":
+                return [(f"{task.question}\n{SHORT_ANSWER}", target)]
+            case "choice":
+                options = "\n".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(task.options))
+                return [(f"{task.question}\n{options}\n{LETTER_ANSWER}", target)]
+            case "question_generation":
+                return [(f"Write a question about the image whose answer is \"{task.answer}\".", target)]
+            case "dialogue":
+                return [(f"{q}\n{SHORT_ANSWER}", a) for q, a in task.dialogue]
+            case "refer":
+                return [("Please provide the bounding box coordinate of the region this sentence describes: "
+                         f"{task.phrase}.", target)]
+            case "identify":
+                return [(f"Please provide a short description for this region: {box_texts[0]}.", target)]
+            case "detection":
+                return [(f"Please provide the bounding box coordinates of all {task.phrase} in the image.", target)]
+            case "grounded_caption":
+                return [(f"{BRIEF_CAPTION} Give the bounding box coordinate of each object you mention.", target)]
+        raise VlitError(f"task.type: no llava15 prompt for {task.type!r} (prompt form {spec.prompt!r})")
 
 
-# ---- llava15 ----------------------------------------------------------------------------------------------
-
-def _llava15(task: TaskRecord) -> Pairs:
-    match task.type:
-        case "caption":
-            return [(BRIEF_CAPTION, task.answer)]
-        case "vqa" | "counting" | "spatial" | "yes_no" | "classification":
-            return [(f"{task.question}\n{SHORT_ANSWER}", task.answer)]
-        case "multiple_choice":
-            options = "\n".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(task.options))
-            return [(f"{task.question}\n{options}\n{LETTER_ANSWER}", LETTERS[task.answer_index])]
-        case "question_generation":
-            return [(f"Write a question about the image whose answer is \"{task.answer}\".", task.question)]
-        case "dialogue":
-            return [(f"{q}\n{SHORT_ANSWER}", a) for q, a in task.dialogue]
-        case "refer":
-            return [("Please provide the bounding box coordinate of the region this sentence describes: "
-                     f"{task.phrase}.", _unit_boxes(task)[0])]
-        case "identify":
-            return [(f"Please provide a short description for this region: {_unit_boxes(task)[0]}.",
-                     task.answer)]
-        case "detection":
-            return [(f"Please provide the bounding box coordinates of all {task.phrase} in the image.",
-                     ", ".join(_unit_boxes(task)))]
-        case "grounded_caption":
-            caption = ground_caption(task.answers[0], task.phrases, _unit_boxes(task), lambda p, b: f"{p} {b}")
-            return [(f"{BRIEF_CAPTION} Give the bounding box coordinate of each object you mention.", caption)]
-    raise VlitError(f"task.type: no llava15 prompt for {task.type!r}")
+class MiniGPTv2Style(PromptStyle):
+    def pairs(self, task: TaskRecord, spec: TaskSpec, box_texts: list[str], rng: random.Random) -> Pairs:
+        target = self.answer(task, spec, box_texts)
+        match spec.prompt:
+            case "caption":
+                prompt = "Briefly describe this image."
+            case "short_answer":
+                prompt = task.question
+            case "choice":
+                prompt = f"{task.question} Choose from: {', '.join(task.options)}."
+            case "question_generation":
+                prompt = f"Given the image, generate a question whose answer is: {task.answer}. Question:"
+            case "dialogue":
+                return [(_tagged(spec, q), a) for q, a in task.dialogue]
+            case "refer":
+                prompt = f"give me the location of {task.phrase}"
+            case "identify":
+                prompt = f"what is this {box_texts[0]}"
+            case "detection":
+                prompt = task.phrase
+            case "grounded_caption":
+                prompt = "briefly describe this image"
+            case _:
+                raise VlitError(f"task.type: no minigptv2 prompt for {task.type!r} (prompt form {spec.prompt!r})")
+        return [(_tagged(spec, prompt), target)]
 
 
-# ---- minigptv2 --------------------------------------------------------------------------------------------
+def _tagged(spec: TaskSpec, prompt: str) -> str:
+    return prompt if spec.identifier is None else f"[{spec.identifier}] {prompt}"
 
-def _minigptv2(task: TaskRecord) -> Pairs:
-    match task.type:
-        case "caption":
-            return [("[caption] Briefly describe this image.", task.answer)]
-        case "vqa" | "counting" | "spatial" | "yes_no" | "classification":
-            return [(f"[vqa] {task.question}", task.answer)]
-        case "multiple_choice":
-            return [(f"[vqa] {task.question} Choose from: {', '.join(task.options)}.", task.answer)]
-        case "question_generation":
-            return [(f"Given the image, generate a question whose answer is: {task.answer}. Question:",
-                     task.question)]
-        case "dialogue":
-            return [(f"[vqa] {q}", a) for q, a in task.dialogue]
-        case "refer":
-            return [(f"[refer] give me the location of {task.phrase}", _grid_target(task))]
-        case "identify":
-            return [(f"[identify] what is this {_grid_boxes(task)[0]}", task.answer)]
-        case "detection":
-            return [(f"[detection] {task.phrase}", _grid_target(task))]
-        case "grounded_caption":
-            return [("[grounding] briefly describe this image", _grid_target(task))]
-    raise VlitError(f"task.type: no minigptv2 prompt for {task.type!r}")
+
+STYLES: dict[str, PromptStyle] = {
+    "instructblip": InstructBLIPStyle("instructblip", GRID, "option"),
+    "llava15": LLaVA15Style("llava15", UNIT, "letter"),
+    "minigptv2": MiniGPTv2Style("minigptv2", GRID, "option"),
+}
+
+
+def get_style(name: str) -> PromptStyle:
+    """The style called `name`; `as_is` is a dataset's choice to keep its rows' own turns, not a style."""
+    try:
+        return STYLES[name]
+    except (KeyError, TypeError):
+        raise VlitError(f"style: {name!r} is not one of {', '.join(STYLES)}") from None
+
+
+def render(task: TaskRecord, style: str | PromptStyle, rng: random.Random, image: bool = True,
+           frame: ImageSpec | None = None) -> list[Turn]:
+    """`task` asked in `style` (a name or a style); see `PromptStyle.render`. Only `instructblip` draws from
+    `rng`."""
+    return (style if isinstance(style, PromptStyle) else get_style(style)).render(task, rng, image, frame)
+
+
+def restyle(conversation: Conversation, style: str, rng: random.Random,
+            frame: ImageSpec | None = None) -> Conversation:
+    """The conversation re-rendered from `meta["task"]` in `style` (same images, id and meta; a leading
+    system turn is kept), boxes named in `frame`. `as_is` returns it unchanged."""
+    if style == "as_is":
+        return conversation
+    if "task" not in conversation.meta:
+        raise VlitError(f"row {conversation.id}: style {style!r} needs a task record (meta['task']); "
+                        "use style 'as_is' for conversations without one")
+    if len(conversation.images) > 1:
+        raise VlitError(f"row {conversation.id}: a task record describes one image, the row has "
+                        f"{len(conversation.images)}")
+    try:
+        task = TaskRecord.from_dict(conversation.meta["task"])
+        turns = render(task, style, rng, image=bool(conversation.images), frame=frame)
+    except VlitError as e:
+        raise VlitError(f"row {conversation.id}: {e}") from e
+    system = [conversation.turns[0]] if conversation.system is not None else []
+    return Conversation(system + turns, list(conversation.images), conversation.id, dict(conversation.meta))

@@ -4,7 +4,7 @@ A row of a vlit-built dataset is a LLaVA conversation row plus `"dataset"` and `
 both into `Conversation.meta`, and `vlit.data.prompting.styles` re-renders the conversation from `meta["task"]` in any
 prompt style. The task record (`TaskRecord.to_dict()`) is plain JSON:
 
-    type           one of TASK_TYPES (which template file phrases it, which answer form it has)
+    type           a task type of `vlit.data.prompting.tasks.TASKS` (its spec says which fields it needs)
     category       InstructBLIP-style task category of its dataset ("vqa", "visual reasoning", ...), or absent
     answers        acceptable answers, the first is the training target (caption, short answer, phrase...)
     question       the question (vqa, multiple_choice, classification, counting, spatial, yes_no); for
@@ -20,7 +20,7 @@ prompt style. The task record (`TaskRecord.to_dict()`) is plain JSON:
     dialogue       [[question, answer], ...] rounds of a visual dialogue (two or more), in order
 
 Templates live in `templates/<type>.yaml` (`task: <type>` and 10-15 `templates`), with `{name}` placeholders
-drawn from PLACEHOLDERS: the required ones must appear in every template, the optional ones may.
+named by the task's spec: the required ones must appear in every template, the optional ones may.
 """
 
 from __future__ import annotations
@@ -30,49 +30,17 @@ from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import yaml
 
+from vlit.data.prompting.tasks import TASK_TYPES, TASKS, task_spec
 from vlit.errors import VlitError
 
 TaskType = Literal["caption", "vqa", "multiple_choice", "classification", "counting", "spatial", "yes_no",
                    "question_generation", "dialogue", "refer", "identify", "detection", "grounded_caption"]
-TASK_TYPES: tuple[str, ...] = get_args(TaskType)
-
-PLACEHOLDERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    # type: (required in every template, allowed in some)
-    "caption": (frozenset(), frozenset()),
-    "vqa": (frozenset({"question"}), frozenset()),
-    "multiple_choice": (frozenset({"question", "options"}), frozenset()),
-    "classification": (frozenset(), frozenset({"subject", "options"})),
-    "counting": (frozenset({"phrase"}), frozenset()),
-    "spatial": (frozenset({"question"}), frozenset()),
-    "yes_no": (frozenset({"question"}), frozenset()),
-    "question_generation": (frozenset({"answer"}), frozenset()),
-    "dialogue": (frozenset({"history", "question"}), frozenset()),
-    "refer": (frozenset({"phrase"}), frozenset()),
-    "identify": (frozenset({"box"}), frozenset()),
-    "detection": (frozenset({"phrase"}), frozenset()),
-    "grounded_caption": (frozenset(), frozenset()),
-}
+"""For type checkers; the task types themselves are the keys of `vlit.data.prompting.tasks.TASKS`."""
 MIN_TEMPLATES, MAX_TEMPLATES = 10, 15
-
-_REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
-    "caption": ("answers",),
-    "vqa": ("question", "answers"),
-    "multiple_choice": ("question", "options", "answer_index"),
-    "classification": ("question", "answers"),
-    "counting": ("question", "phrase", "answers"),
-    "spatial": ("question", "answers"),
-    "yes_no": ("question", "answers"),
-    "question_generation": ("question", "answers"),
-    "dialogue": ("dialogue",),
-    "refer": ("phrase", "boxes", "image_size"),
-    "identify": ("answers", "boxes", "image_size"),
-    "detection": ("phrase", "boxes", "image_size"),
-    "grounded_caption": ("answers", "phrases", "boxes", "image_size"),
-}
 
 
 @dataclass(frozen=True)
@@ -93,9 +61,8 @@ class TaskRecord:
     dialogue: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
-        if self.type not in TASK_TYPES:
-            raise VlitError(f"task.type: {self.type!r} is not one of {', '.join(TASK_TYPES)}")
-        missing = [name for name in _REQUIRED_FIELDS[self.type] if getattr(self, name) in (None, (), "")]
+        spec = task_spec(self.type)
+        missing = [name for name in spec.fields if getattr(self, name) in (None, (), "")]
         if missing:
             raise VlitError(f"task: a {self.type} record needs {', '.join(missing)}")
         if self.answer_index is not None and not 0 <= self.answer_index < len(self.options):
@@ -104,7 +71,7 @@ class TaskRecord:
             raise VlitError(f"task.boxes: each box must be [x1, y1, x2, y2] with x1 <= x2, y1 <= y2: {self.boxes}")
         if self.phrases and len(self.phrases) != len(self.boxes):
             raise VlitError(f"task.phrases: {len(self.phrases)} phrases for {len(self.boxes)} boxes")
-        if self.type in ("refer", "identify") and len(self.boxes) != 1:
+        if spec.one_box and len(self.boxes) != 1:
             raise VlitError(f"task.boxes: a {self.type} record has exactly one box, got {len(self.boxes)}")
         if self.boxes and self.image_size is None:
             raise VlitError("task.image_size: needed to place the boxes on the grid")
@@ -182,7 +149,7 @@ def _check_file(path: Path | str, task: str, data: Any) -> tuple[str, ...]:
     templates = data["templates"]
     if not MIN_TEMPLATES <= len(templates) <= MAX_TEMPLATES:
         raise VlitError(f"{path}: {len(templates)} templates, expected {MIN_TEMPLATES}-{MAX_TEMPLATES}")
-    required, optional = PLACEHOLDERS[task]
+    required, optional = TASKS[task].placeholders, TASKS[task].optional
     seen: dict[str, int] = {}
     for i, template in enumerate(templates):
         where = f"{path}: templates[{i}]"

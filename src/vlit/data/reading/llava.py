@@ -10,95 +10,18 @@ of its first human turn.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from vlit.data.conversation import IMAGE_TOKEN, Conversation, Turn
+from vlit.data.reading.rows import Problem, RowError, iter_raw_rows
 from vlit.errors import VlitError
 
 ROLE_FROM_LLAVA = {"human": "user", "gpt": "assistant", "system": "system"}
 LLAVA_FROM_ROLE = {role: name for name, role in ROLE_FROM_LLAVA.items()}
 ROW_KEYS = ("id", "image", "conversations")
 TURN_KEYS = ("from", "value")
-
-
-class Problem(NamedTuple):
-    """One thing wrong with a row: the field (dotted, as in the file), a kind to count by, the reason."""
-
-    field: str
-    kind: str
-    reason: str
-
-
-class RowError(VlitError):
-    """A bad row; `where` is `file:line` (JSONL) or `file[index]` (JSON)."""
-
-    def __init__(self, where: str, problem: Problem) -> None:
-        self.where = where
-        self.problem = problem
-        field = f" {problem.field}:" if problem.field else ""
-        super().__init__(f"{where}:{field} {problem.reason}")
-
-
-@dataclass(frozen=True)
-class RawRow:
-    """One decoded row of a file, or the JSON error that stopped it from decoding."""
-
-    where: str
-    value: Any = None
-    error: RowError | None = None
-
-
-def _is_jsonl(path: Path) -> bool:
-    if path.suffix.lower() in (".jsonl", ".json"):
-        return path.suffix.lower() == ".jsonl"
-    with path.open(encoding="utf-8-sig") as f:
-        # Unknown suffix: a JSON array starts with '['; anything else is read as one row per line.
-        for line in f:
-            if line.strip():
-                return not line.lstrip().startswith("[")
-    return True
-
-
-def iter_raw_rows(path: str | Path) -> Iterator[RawRow]:
-    """Decode a JSON array or JSONL file row by row. A JSONL line that is not JSON is yielded as an error (the
-    other lines still count); a JSON array file that does not parse raises, since no row can be trusted."""
-    path = Path(path)
-    if not path.is_file():
-        raise VlitError(f"{path}: no such file")
-    try:
-        if _is_jsonl(path):
-            yield from _iter_jsonl(path)
-        else:
-            yield from _iter_json(path)
-    except UnicodeDecodeError as e:
-        raise VlitError(f"{path}: not UTF-8 text (byte {e.start})") from None
-
-
-def _iter_jsonl(path: Path) -> Iterator[RawRow]:
-    with path.open(encoding="utf-8-sig") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                yield RawRow(where, json.loads(line))
-            except json.JSONDecodeError as e:
-                yield RawRow(where, error=RowError(where, Problem("", "json", f"invalid JSON: {e.msg} "
-                                                                     f"(column {e.colno})")))
-
-
-def _iter_json(path: Path) -> Iterator[RawRow]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as e:
-        raise VlitError(f"{path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
-    if not isinstance(data, list):
-        raise VlitError(f"{path}: expected a JSON array of rows, got {type(data).__name__}")
-    for index, value in enumerate(data):
-        yield RawRow(f"{path}[{index}]", value)
 
 
 def _is_id(value: Any) -> bool:

@@ -13,7 +13,8 @@ from typing import Any
 
 from vlit.data.conversation import IMAGE_TOKEN, Conversation
 from vlit.data.reading.images import ImageError, open_image, resolve_image_path
-from vlit.data.reading.llava import Problem, iter_raw_rows, row_images, row_problems
+from vlit.data.reading.llava import row_images, row_problems
+from vlit.data.reading.rows import Problem, iter_raw_rows
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ from typing import Any, Literal
 
 from tqdm import tqdm
 
-from vlit.data.prompting.styles import RenderStyle, render
+from vlit.config.model import StyleName
+from vlit.data.prompting.styles import render
 from vlit.data.prompting.templates import TaskRecord
 from vlit.data.sources import Example, fashion_mnist, scene_tasks
 from vlit.errors import VlitError
@@ -99,7 +100,7 @@ def _examples(spec: DatasetSpec, split: str, count: int, rng: random.Random, fmn
     return scene_tasks.examples(spec.task, count, rng)
 
 
-def task_row(row_id: str, image: str, task: TaskRecord, dataset: str, style: RenderStyle,
+def task_row(row_id: str, image: str, task: TaskRecord, dataset: str, style: StyleName,
              rng: random.Random) -> dict[str, Any]:
     """One LLaVA row: the conversation rendered in `style` plus the dataset name and the task record."""
     turns = render(task, style, rng)
@@ -123,7 +124,7 @@ def _prepare(out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
 
 
-def _build_split(out_dir: Path, spec: DatasetSpec, split: str, count: int, seed: int, style: RenderStyle,
+def _build_split(out_dir: Path, spec: DatasetSpec, split: str, count: int, seed: int, style: StyleName,
                  fmnist_root: Path, bar: tqdm) -> str:
     key = f"vlit-quickstart:{seed}:{spec.name}:{split}"
     examples = _examples(spec, split, count, random.Random(key), fmnist_root)
@@ -141,7 +142,7 @@ def _build_split(out_dir: Path, spec: DatasetSpec, split: str, count: int, seed:
     return f"{spec.name}/{split}.json"
 
 
-def build_quickstart(out_dir: Path, seed: int = 0, scale: float = 1.0, style: RenderStyle = "instructblip",
+def build_quickstart(out_dir: Path, seed: int = 0, scale: float = 1.0, style: StyleName = "instructblip",
                      fashion_mnist_root: Path = fashion_mnist.FASHION_MNIST_ROOT,
                      progress: bool = True) -> dict[str, Any]:
     """Write the quickstart datasets and `manifest.json` under `out_dir`; returns the manifest.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import random
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -18,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from vlit.data.prompting.templates import TaskRecord
-from vlit.data.sources import Example, with_article
+from vlit.data.sources import Example, supported, with_article
 from vlit.errors import VlitError
 
 FASHION_MNIST_ROOT = Path("/usr/share/datasets/fashion-mnist")
@@ -27,7 +28,6 @@ CLASSES: tuple[str, ...] = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat
                             "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 NAMES: tuple[str, ...] = tuple(c.lower() for c in CLASSES)
 """Class names as answers are written: lower case, as VQA normalisation would leave them."""
-TASKS = ("classification", "multiple_choice", "yes_no", "caption")
 SUBJECT = "fashion item"
 Split = Literal["train", "test"]
 _FILES = {"train": "train", "test": "t10k"}
@@ -68,24 +68,37 @@ def load_split(split: Split, root: Path = FASHION_MNIST_ROOT) -> tuple[np.ndarra
     return images, labels
 
 
-def _task(kind: str, label: int, rng: random.Random) -> TaskRecord:
+def _classification(label: int, rng: random.Random) -> TaskRecord:
+    return TaskRecord("classification", answers=(NAMES[label],), question=f"What type of {SUBJECT} is this?",
+                      options=NAMES, answer_index=label, subject=SUBJECT)
+
+
+def _multiple_choice(label: int, rng: random.Random) -> TaskRecord:
     name = NAMES[label]
-    if kind == "classification":
-        return TaskRecord("classification", answers=(name,), question=f"What type of {SUBJECT} is this?",
-                          options=NAMES, answer_index=label, subject=SUBJECT)
-    if kind == "multiple_choice":
-        options = [name, *rng.sample([n for n in NAMES if n != name], 3)]
-        rng.shuffle(options)
-        return TaskRecord("multiple_choice", answers=(name,), question=f"Which {SUBJECT} is shown in the image?",
-                          options=tuple(options), answer_index=options.index(name), subject=SUBJECT)
-    if kind == "yes_no":
-        asked = name if rng.random() < 0.5 else rng.choice([n for n in NAMES if n != name])
-        return TaskRecord("yes_no", answers=("yes" if asked == name else "no",),
-                          question=f"Is this {with_article(asked)}?", subject=SUBJECT)
-    if kind == "caption":
-        captions = [c.format(item=with_article(name)) for c in rng.sample(_CAPTIONS, 3)]
-        return TaskRecord("caption", answers=tuple(c[0].upper() + c[1:] + "." for c in captions))
-    raise VlitError(f"task: Fashion-MNIST makes {', '.join(TASKS)} tasks, not {kind!r}")
+    options = [name, *rng.sample([n for n in NAMES if n != name], 3)]
+    rng.shuffle(options)
+    return TaskRecord("multiple_choice", answers=(name,), question=f"Which {SUBJECT} is shown in the image?",
+                      options=tuple(options), answer_index=options.index(name), subject=SUBJECT)
+
+
+def _yes_no(label: int, rng: random.Random) -> TaskRecord:
+    name = NAMES[label]
+    asked = name if rng.random() < 0.5 else rng.choice([n for n in NAMES if n != name])
+    return TaskRecord("yes_no", answers=("yes" if asked == name else "no",),
+                      question=f"Is this {with_article(asked)}?", subject=SUBJECT)
+
+
+def _caption(label: int, rng: random.Random) -> TaskRecord:
+    captions = [c.format(item=with_article(NAMES[label])) for c in rng.sample(_CAPTIONS, 3)]
+    return TaskRecord("caption", answers=tuple(c[0].upper() + c[1:] + "." for c in captions))
+
+
+MAKERS: dict[str, Callable[[int, random.Random], TaskRecord]] = {
+    "classification": _classification, "multiple_choice": _multiple_choice, "yes_no": _yes_no,
+    "caption": _caption,
+}
+"""Task type -> the record it makes of an image's label."""
+TASKS = supported(MAKERS, "Fashion-MNIST")
 
 
 def examples(kind: str, split: Split, count: int, rng: random.Random,
@@ -99,5 +112,5 @@ def examples(kind: str, split: Split, count: int, rng: random.Random,
     out = []
     for index in sorted(rng.sample(range(len(images)), count)):
         label = int(labels[index])
-        out.append(Example(Image.fromarray(images[index]), _task(kind, label, rng)))
+        out.append(Example(Image.fromarray(images[index]), MAKERS[kind](label, rng)))
     return out

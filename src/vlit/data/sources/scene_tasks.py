@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 from itertools import permutations
 
 from vlit.data.prompting.templates import TaskRecord
-from vlit.data.sources import Example, with_article
+from vlit.data.sources import Example, supported, with_article
 from vlit.data.sources.scenes import COLOURS, KINDS, Scene, Shape, render_scene, sample_scene
 from vlit.errors import VlitError
 
-TASKS = ("caption", "vqa", "counting", "yes_no", "spatial", "question_generation", "dialogue",
-         "refer", "identify", "detection", "grounded_caption")
 QA = tuple[str, tuple[str, ...]]
 """A question and its acceptable answers."""
+Maker = Callable[[Scene, random.Random], TaskRecord | None]
 _WORDS = ("zero", "one", "two", "three", "four", "five")
 
 
@@ -110,49 +110,79 @@ def spatial_families(scene: Scene) -> list[list[QA]]:
     return [left, above, extremes]
 
 
+def _caption_task(scene: Scene, rng: random.Random) -> TaskRecord:
+    text, _ = _caption(scene)
+    n = len(scene.shapes)
+    return TaskRecord("caption", answers=(text, f"{_WORDS[n].capitalize()} shape{'s' * (n > 1)} on a "
+                                                f"{scene.background} background."))
+
+
+def _grounded_caption(scene: Scene, rng: random.Random) -> TaskRecord:
+    text, phrases = _caption(scene)
+    return TaskRecord("grounded_caption", answers=(text,), phrases=tuple(phrases),
+                      boxes=tuple(s.box for s in scene.shapes), image_size=(scene.width, scene.height))
+
+
+def _question(kind: str, families: Callable[[Scene], list[list[QA]]]) -> Maker:
+    """A maker asking one question drawn from `families`, None when the scene has none."""
+    def make(scene: Scene, rng: random.Random) -> TaskRecord | None:
+        qa = _pick(rng, families(scene))
+        return None if qa is None else TaskRecord(kind, answers=qa[1], question=qa[0])
+    return make
+
+
+def _counting(scene: Scene, rng: random.Random) -> TaskRecord:
+    phrase, n = _pick(rng, counting_families(scene))
+    return TaskRecord("counting", answers=_count(n), question=f"How many {phrase} are there?", phrase=phrase)
+
+
+def _question_generation(scene: Scene, rng: random.Random) -> TaskRecord:
+    question, answers = _pick(rng, vqa_families(scene) + _counting_qa(scene))
+    return TaskRecord("question_generation", answers=answers[:1], question=question)
+
+
+def _dialogue(scene: Scene, rng: random.Random) -> TaskRecord:
+    rounds = [_pick(rng, f(scene)) for f in (vqa_families, _counting_qa, yes_no_families)]
+    rng.shuffle(rounds)
+    rounds = rounds[: rng.choice((2, 3))]
+    return TaskRecord("dialogue", dialogue=tuple((q, a[0]) for q, a in rounds))
+
+
+def _refer(scene: Scene, rng: random.Random) -> TaskRecord:
+    shape = rng.choice(scene.shapes)
+    return TaskRecord("refer", phrase=f"the {shape.name}", boxes=(shape.box,), image_size=(scene.width, scene.height))
+
+
+def _identify(scene: Scene, rng: random.Random) -> TaskRecord:
+    shape = rng.choice(scene.shapes)
+    answers = (with_article(shape.name), shape.name, with_article(f"{shape.size} {shape.name}"))
+    return TaskRecord("identify", answers=answers, boxes=(shape.box,), image_size=(scene.width, scene.height))
+
+
+def _detection(scene: Scene, rng: random.Random) -> TaskRecord:
+    families = [sorted({s.kind for s in scene.shapes}), sorted({s.colour for s in scene.shapes})]
+    value = rng.choice(rng.choice(families))
+    found = [s for s in scene.shapes if value in (s.kind, s.colour)]
+    phrase = f"{value}s" if value in KINDS else f"{value} shapes"
+    return TaskRecord("detection", phrase=phrase, boxes=tuple(s.box for s in found),
+                      image_size=(scene.width, scene.height))
+
+
+MAKERS: dict[str, Maker] = {
+    "caption": _caption_task, "vqa": _question("vqa", vqa_families), "counting": _counting,
+    "yes_no": _question("yes_no", yes_no_families), "spatial": _question("spatial", spatial_families),
+    "question_generation": _question_generation, "dialogue": _dialogue, "refer": _refer, "identify": _identify,
+    "detection": _detection, "grounded_caption": _grounded_caption,
+}
+"""Task type -> the record it makes of a scene (None: this scene cannot pose it)."""
+TASKS = supported(MAKERS, "scenes")
+
+
 def make_task(kind: str, scene: Scene, rng: random.Random) -> TaskRecord | None:
     """A task of type `kind` about `scene`, or None when this scene cannot pose one."""
-    size = (scene.width, scene.height)
-    match kind:
-        case "caption":
-            text, _ = _caption(scene)
-            n = len(scene.shapes)
-            return TaskRecord("caption", answers=(text, f"{_WORDS[n].capitalize()} shape{'s' * (n > 1)} on a "
-                                                        f"{scene.background} background."))
-        case "grounded_caption":
-            text, phrases = _caption(scene)
-            return TaskRecord("grounded_caption", answers=(text,), phrases=tuple(phrases),
-                              boxes=tuple(s.box for s in scene.shapes), image_size=size)
-        case "vqa" | "yes_no" | "spatial":
-            families = {"vqa": vqa_families, "yes_no": yes_no_families, "spatial": spatial_families}[kind]
-            qa = _pick(rng, families(scene))
-            return None if qa is None else TaskRecord(kind, answers=qa[1], question=qa[0])
-        case "counting":
-            phrase, n = _pick(rng, counting_families(scene))
-            return TaskRecord("counting", answers=_count(n), question=f"How many {phrase} are there?",
-                              phrase=phrase)
-        case "question_generation":
-            question, answers = _pick(rng, vqa_families(scene) + _counting_qa(scene))
-            return TaskRecord("question_generation", answers=answers[:1], question=question)
-        case "dialogue":
-            rounds = [_pick(rng, f(scene)) for f in (vqa_families, _counting_qa, yes_no_families)]
-            rng.shuffle(rounds)
-            rounds = rounds[: rng.choice((2, 3))]
-            return TaskRecord("dialogue", dialogue=tuple((q, a[0]) for q, a in rounds))
-        case "refer":
-            shape = rng.choice(scene.shapes)
-            return TaskRecord("refer", phrase=f"the {shape.name}", boxes=(shape.box,), image_size=size)
-        case "identify":
-            shape = rng.choice(scene.shapes)
-            answers = (with_article(shape.name), shape.name, with_article(f"{shape.size} {shape.name}"))
-            return TaskRecord("identify", answers=answers, boxes=(shape.box,), image_size=size)
-        case "detection":
-            families = [sorted({s.kind for s in scene.shapes}), sorted({s.colour for s in scene.shapes})]
-            value = rng.choice(rng.choice(families))
-            found = [s for s in scene.shapes if value in (s.kind, s.colour)]
-            phrase = f"{value}s" if value in KINDS else f"{value} shapes"
-            return TaskRecord("detection", phrase=phrase, boxes=tuple(s.box for s in found), image_size=size)
-    raise VlitError(f"task: scenes make {', '.join(TASKS)} tasks, not {kind!r}")
+    if kind not in MAKERS:
+        raise VlitError(f"task: scenes make {', '.join(TASKS)} tasks, not {kind!r}")
+    return MAKERS[kind](scene, rng)
 
 
 def examples(kind: str, count: int, rng: random.Random, max_tries: int = 200) -> list[Example]:
