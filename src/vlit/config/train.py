@@ -72,10 +72,17 @@ class TrainConfig:
     group_by_length: bool = True
     group_size: int = 16
     """Mega-batch = batch_size x group_size draws, sorted by modality and length (LLaVA's grouping)."""
+    num_workers: int | None = None
+    """DataLoader worker processes that tokenize and decode images ahead of the loop (0: in the loop).
+    None: MEASURED_DEFAULT"""
     log_every: int = 10
     save_every: int = 0
     """Checkpoint every this many optimizer steps (0: at the end of each stage only)."""
     keep_last: int = 2
+
+    def __post_init__(self) -> None:
+        if self.num_workers is not None and self.num_workers < 0:
+            raise ConfigError(f"num_workers: must be >= 0 or null, got {self.num_workers}")
 
 
 @dataclass
