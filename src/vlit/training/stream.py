@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from vlit.config import StageConfig
-from vlit.data.conversation import Conversation
 from vlit.data.loading.batch import Batch
 from vlit.data.loading.batching import LengthGroupedBatches
 from vlit.data.loading.dataset import load_mixture
 from vlit.data.loading.loader import DrawDataset, PlainBatches, RankBatchSampler, make_loader
-from vlit.data.loading.mixture import Draw, MixtureSampler
+from vlit.data.loading.mixture import MixtureSampler
 from vlit.data.loading.processor import Processor
 
 log = logging.getLogger(__name__)
@@ -52,17 +51,11 @@ class StageStream:
     def total_rows(self) -> int:
         return sum(len(d) for d in self.datasets.values())
 
-    def conversation(self, draw: Draw) -> Conversation:
-        return self.dataset.conversation(draw)
-
     def __iter__(self) -> Iterator[tuple[Batch, dict[str, Any]]]:
         """Starts the workers; the batches follow the sampler's current position."""
         return iter(make_loader(self.dataset, self.batch_sampler, self.num_workers))
 
-    def state_dict(self) -> dict[str, Any]:
-        """The sampler's own position: ahead of the loop while workers prefetch; a checkpoint saves the state
-        that came with the last consumed batch instead."""
-        return self.batch_sampler.state_dict()
-
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue after the batch whose state this is. (No `state_dict()`: the sampler's own position is
+        ahead of the loop while workers prefetch; a checkpoint saves the state of the last consumed batch.)"""
         self.batch_sampler.load_state_dict(state)
