@@ -7,6 +7,10 @@ same run. The baseline recomputes the vision tower every step and batches rows i
 frozen features from its cache and groups batches by modality and length. Also reported: the FLOP/s each
 achieves as a fraction of this machine's matrix-multiply peak, measured in the same run.
 
+Also reported: the time per step the loop waits for its next batch (data loading), with the batches encoded
+in the loop (0 workers, synchronous) and by DataLoader workers, with the feature cache on (tokenizing only)
+and off (every step also decodes and resizes its images), all in the same run.
+
 `--mixed-precision bf16` runs both under bf16 autocast (vlit through its `train.mixed_precision`, the
 baseline under `torch.autocast`) and also times the baseline in float32, so the gain of bf16 on this machine
 is a ratio from the same run too.
@@ -89,19 +93,20 @@ def baseline(cfg: Config, steps: int, batch_size: int) -> tuple[float, float, fl
     optimizer = torch.optim.AdamW([p for p in llava.parameters() if p.requires_grad], lr=1e-3)
     plain = dataclasses.replace(cfg.train, group_by_length=False)
     stream = StageStream(cfg.stages[0], Path(cfg.data.root), processor, seed=0, group_by_length=plain.group_by_length)
+    batches = iter(stream)
 
     autocast = cfg.train.mixed_precision == "bf16"
 
     def step() -> tuple[int, int]:
-        batch = processor.collate(stream.next_batch(), "right")
+        batch, _ = next(batches)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-            out = llava(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                        pixel_values=batch["pixel_values"], labels=batch["labels"])
+            out = llava(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                        pixel_values=batch.pixel_values, labels=batch.labels)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_([p for p in llava.parameters() if p.requires_grad], 1.0)
         optimizer.step()
         optimizer.zero_grad()
-        return batch["input_ids"].shape[0], int(batch["attention_mask"].sum())
+        return batch.input_ids.shape[0], int(batch.attention_mask.sum())
 
     with FlopCounterMode(display=False) as counter:
         n, _ = step()
@@ -129,13 +134,27 @@ def vlit_flops_per_sample(cfg: Config) -> float:
     """FLOPs of one vlit training step on cached features, per sample."""
     model, processor = build_model(cfg.model)
     stream = StageStream(cfg.stages[0], Path(cfg.data.root), processor, seed=0)
-    batch = processor.collate(stream.next_batch(), "right")
-    features = model.image_features(batch["pixel_values"]).detach()
+    batch, _ = next(iter(stream))
+    features = model.image_features(batch.pixel_values).detach()
     with FlopCounterMode(display=False) as counter:
-        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"],
+        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels,
                     image_features=features)
         out.loss.backward()
-    return counter.get_total_flops() / batch["input_ids"].shape[0]
+    return counter.get_total_flops() / batch.input_ids.shape[0]
+
+
+def data_wait(cfg: Config, out: Path, workers: int, feature_cache: bool) -> tuple[float, float]:
+    """(seconds per step the loop waited for its next batch, samples/s) over the second half of the steps:
+    the first half includes starting the workers and filling their prefetch queue."""
+    import json
+
+    steps = cfg.stages[0].steps or 2
+    train = dataclasses.replace(cfg.train, num_workers=workers, feature_cache=feature_cache,
+                                log_every=max(steps // 2, 1))
+    Trainer(dataclasses.replace(cfg, train=train), out).run()
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    last = [r for r in rows if "data_wait_s" in r][-1]
+    return last["data_wait_s"], last["samples_per_s"]
 
 
 def main() -> None:
@@ -143,6 +162,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer steps and less data")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--mixed-precision", choices=("no", "bf16"), default="no")
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the data-loading rows")
     args = parser.parse_args()
     precision = args.mixed_precision
     steps = 6 if args.quick else 30
@@ -169,6 +189,11 @@ def main() -> None:
         cfg = recipe(root, steps, args.batch_size, cache, True, precision)
         sps, tps = vlit_loop(cfg, Path(tmp) / "vlit")
         rows.append((f"vlit (feature cache + grouping){suffix}", precision, sps, tps, vlit_flops_per_sample(cfg)))
+        waits = {}  # (feature cache, workers) -> (data wait s/step, samples/s)
+        for feature_cache in (True, False):
+            for workers in (0, args.workers):
+                name = f"wait-{feature_cache}-{workers}"
+                waits[feature_cache, workers] = data_wait(cfg, Path(tmp) / name, workers, feature_cache)
     print("matmul peak (measured): " + ", ".join(f"{'float32' if k == 'no' else k} {v / 1e9:.1f} GFLOP/s"
                                                  for k, v in peaks.items()))
     print(f"{'':<40}{'samples/s':>10}{'tokens/s':>10}{'GFLOP/s':>9}{'of peak':>9}")
@@ -177,6 +202,12 @@ def main() -> None:
     if precision == "bf16":
         print(f"baseline bf16 / float32 samples/s: {base_sps / fp32[0]:.2f}x")
     print(f"vlit / baseline samples/s: {sps / base_sps:.2f}x (target >= 1.5x)")
+    print(f"data loading, ms per step the loop waits for its next batch (second half of {steps} steps):")
+    for feature_cache in (True, False):
+        (before, sps0), (after, sps1) = waits[feature_cache, 0], waits[feature_cache, args.workers]
+        label = "feature cache on " if feature_cache else "feature cache off"
+        print(f"  {label}: 0 workers {1e3 * before:8.1f} ms ({sps0:.2f} samples/s)   {args.workers} workers "
+              f"{1e3 * after:8.1f} ms ({sps1:.2f} samples/s)   workers / none {after / max(before, 1e-9):.2f}x")
 
 
 if __name__ == "__main__":

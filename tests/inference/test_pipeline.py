@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 
 from vlit.data.conversation import Conversation
 from vlit.errors import VlitError
-from vlit.inference.features import image_key
 from vlit.inference.pipeline import GenerationOptions, Pipeline
 from vlit.inference.stopping import StopCutter, cut_at_stop
+from vlit.models.feature_cache import image_key
 
 # Fixed-length answers: a random model's early stop would hide nothing, but fixed lengths compare every token.
 FIXED = {"max_new_tokens": 8, "min_new_tokens": 8}
@@ -136,7 +136,7 @@ def test_beam_search_scores_at_least_as_high_as_greedy(pipe, red_image):
     options = {"max_new_tokens": 4, "min_new_tokens": 4}
 
     def logprob(ids: list[int]) -> float:
-        embeds = pipe.model.embed_multimodal(inputs["input_ids"], image_features=inputs["image_features"])
+        embeds = pipe.model.embed_multimodal(inputs.input_ids, image_features=inputs.image_features)
         prompt_len = embeds.shape[1]
         full = torch.cat([embeds, pipe.model.llm.get_input_embeddings()(torch.tensor([ids]))], dim=1)
         with torch.no_grad():

@@ -21,13 +21,13 @@ def brute_force(model, processor, conversation: Conversation, candidate: str) ->
     forward pass over the whole conversation (independent of the ranking code's tokenization)."""
     full = conversation.add("assistant", candidate)
     batch = processor([full])
-    labels = batch["labels"][0]
+    labels = batch.labels[0]
     learned = (labels != IGNORE_INDEX).nonzero().flatten().tolist()
     last_turn = [learned[-1]]  # the final answer: the last run of consecutive learned positions
     while len(last_turn) < len(learned) and learned[-len(last_turn) - 1] == last_turn[0] - 1:
         last_turn.insert(0, learned[-len(last_turn) - 1])
-    logits = model(batch["input_ids"], batch["attention_mask"], pixel_values=batch["pixel_values"],
-                   instruction=batch["instruction"]).logits[0].log_softmax(-1)
+    logits = model(batch.input_ids, batch.attention_mask, pixel_values=batch.pixel_values,
+                   side=batch.side).logits[0].log_softmax(-1)
     total = sum(float(logits[i - 1, labels[i]]) for i in last_turn)
     return total, len(last_turn)
 
@@ -134,7 +134,7 @@ def test_letters_are_the_next_token_distribution_restricted(debug_model, red_ima
     result = rank_letters(model, processor, conversation, ("A", "B", "C"))
     batch = processor([conversation], add_generation_prompt=True)
     with torch.no_grad():
-        logits = model(batch["input_ids"], batch["attention_mask"], pixel_values=batch["pixel_values"]).logits
+        logits = model(batch.input_ids, batch.attention_mask, pixel_values=batch.pixel_values).logits
     ids = [processor.tokenizer.convert_tokens_to_ids(x) for x in ("A", "B", "C")]
     expected = logits[0, -1, ids].log_softmax(-1)
     torch.testing.assert_close(torch.tensor(result.scores), expected, atol=1e-4, rtol=0)

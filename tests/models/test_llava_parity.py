@@ -22,11 +22,11 @@ def prompts(red_image):
 
 
 def _compare(model, llava, batch):
-    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "pixel_values")}
+    inputs = {k: getattr(batch, k) for k in ("input_ids", "attention_mask", "pixel_values")}
     with torch.no_grad():
         ours = model(**inputs).logits
         theirs = llava(**inputs).logits
-    mask = batch["attention_mask"].bool()
+    mask = batch.attention_mask.bool()
     torch.testing.assert_close(ours[mask], theirs[mask], atol=1e-4, rtol=0)
     kwargs = {"max_new_tokens": 8, "do_sample": False, "suppress_tokens": [model.image_token_id]}
     our_tokens = model.generate(**inputs, **kwargs)
@@ -53,8 +53,8 @@ def test_exported_folder_loads_in_transformers_with_same_outputs(tmp_path, debug
     text = processor.render(prompts[0], add_generation_prompt=True)
     enc = hf(images=prompts[0].images[0], text=text, return_tensors="pt")
     one = processor([prompts[0]], add_generation_prompt=True)
-    assert enc["input_ids"].tolist() == one["input_ids"].tolist()
-    torch.testing.assert_close(enc["pixel_values"], one["pixel_values"], atol=1e-5, rtol=0)
+    assert enc["input_ids"].tolist() == one.input_ids.tolist()
+    torch.testing.assert_close(enc["pixel_values"], one.pixel_values, atol=1e-5, rtol=0)
 
 
 def test_export_refuses_non_llava_models(debug_config):

@@ -23,7 +23,7 @@ def test_save_load_gives_identical_logits(tmp_path, debug_model, red_image):
     assert not list(tmp_path.glob("ckpt/*.bin")) and not list(tmp_path.glob("ckpt/*.pt"))
     loaded, loaded_processor = load_model(tmp_path / "ckpt")
     batch = processor([Conversation.single("What colour?", "Red.", image=red_image)])
-    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "pixel_values", "labels")}
+    inputs = {k: getattr(batch, k) for k in ("input_ids", "attention_mask", "pixel_values", "labels")}
     with torch.no_grad():
         assert torch.equal(model(**inputs).logits, loaded(**inputs).logits)
     assert loaded_processor.render(Conversation.single("x")) == processor.render(Conversation.single("x"))

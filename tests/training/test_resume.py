@@ -39,12 +39,14 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kill_after", [3, 6, 9])  # mid stage 1, the stage boundary, mid stage 2
-def test_sigkill_and_resume_is_bit_identical(train_config, tmp_path, kill_after):
+# Mid stage 1, the stage boundary, mid stage 2; and with DataLoader workers, which prefetch past the checkpoint.
+@pytest.mark.parametrize("kill_after, workers", [(3, None), (6, None), (9, None), (3, 2), (9, 2)])
+def test_sigkill_and_resume_is_bit_identical(train_config, tmp_path, kill_after, workers):
     reference = Trainer(train_config, tmp_path / "reference").run()
     resumed = tmp_path / "resumed"
-    _kill_after_checkpoint(_command(train_config, resumed), resumed, kill_after)
-    subprocess.run(_command(train_config, resumed, "--resume"), check=True, capture_output=True)
+    extra = [] if workers is None else [f"train.num_workers={workers}"]
+    _kill_after_checkpoint(_command(train_config, resumed, *extra), resumed, kill_after)
+    subprocess.run(_command(train_config, resumed, *extra, "--resume"), check=True, capture_output=True)
     expected, got = _weights(reference.parent), _weights(resumed)
     assert expected.keys() == got.keys()
     for name in expected:

@@ -49,12 +49,12 @@ def test_param_groups_rates_and_no_decay_on_norms_and_biases(train_config):
 
 def _fixed_batch(train_config, processor):
     stream = StageStream(train_config.stages[1], train_config.data.root, processor, seed=0)
-    return processor.collate(stream.next_batch(), "right")
+    batch, _ = next(iter(stream))
+    return batch
 
 
 def _loss(model, batch):
-    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "labels", "pixel_values")}
-    return model(**inputs).loss
+    return model(**batch.model_inputs()).loss
 
 
 @pytest.mark.parametrize("train", [["connector"], ["connector", "lora"]])

@@ -1,6 +1,5 @@
 """Inference: batched, streamed and multi-turn generation, ranked answers, grounding."""
 
-from vlit.inference.features import FeatureCache, image_key
 from vlit.inference.grounding import (
     GroundedBox,
     draw_grounding,
@@ -19,7 +18,6 @@ from vlit.inference.ranking import (
 )
 
 __all__ = [
-    "FeatureCache",
     "GenerationOptions",
     "GroundedBox",
     "Pipeline",
@@ -27,7 +25,6 @@ __all__ = [
     "candidate_ids",
     "draw_grounding",
     "format_grounding",
-    "image_key",
     "parse_grounding",
     "rank",
     "rank_letters",

@@ -11,18 +11,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import torch
 from transformers import StoppingCriteriaList, StopStringCriteria, TextIteratorStreamer
 
 from vlit.data.conversation import Conversation
+from vlit.data.loading.batch import Batch
 from vlit.data.loading.processor import Processor
 from vlit.errors import VlitError
-from vlit.inference.features import FeatureCache
 from vlit.inference.ranking import Normalize, RankResult, rank, rank_letters, require_user_turn_last
 from vlit.inference.stopping import Cancel, StopCutter, cut_at_stop
+from vlit.models.feature_cache import FeatureCache
 from vlit.models.vlm import VisionLanguageModel
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -115,20 +116,13 @@ class Pipeline:
         stops = (*options.stop, *self.processor.template.stop_strings, self.tokenizer.eos_token or "")
         return tuple(dict.fromkeys(s for s in stops if s))
 
-    def inputs(self, conversations: list[Conversation]) -> dict:
+    def inputs(self, conversations: list[Conversation]) -> Batch:
         """Left-padded generation inputs on the model's device, images as (cached) features."""
         for c in conversations:
             require_user_turn_last(c, "generate an answer")
         examples = [self.processor.encode(c, add_generation_prompt=True) for c in conversations]
-        batch = self.processor.collate(examples, padding_side="left", with_pixels=False)
-        device = self.model.device
-        instruction = batch["instruction"]
-        if instruction is not None:
-            instruction = type(instruction)(instruction.ids.to(device), instruction.mask.to(device))
-        return {"input_ids": batch["input_ids"].to(device),
-                "attention_mask": batch["attention_mask"].to(device),
-                "image_features": self.features.features(batch["images"]),
-                "instruction": instruction}
+        batch = self.processor.collate(examples, padding_side="left", with_pixels=False, with_labels=False)
+        return replace(batch.to(self.model.device), image_features=self.features.features(batch.images))
 
     def _generate_kwargs(self, options: GenerationOptions) -> dict:
         return {**options.generate_kwargs(),
@@ -151,7 +145,7 @@ class Pipeline:
             return []
         inputs = self.inputs(conversations)
         with _seeded(options.seed):
-            out = self.model.generate(**inputs, **self._generate_kwargs(options))
+            out = self.model.generate(**inputs.model_inputs(), **self._generate_kwargs(options))
         return [self._trim(row) for row in out.tolist()]
 
     def _trim(self, ids: list[int]) -> list[int]:
@@ -195,7 +189,7 @@ class Pipeline:
         def run() -> None:
             try:
                 with _seeded(options.seed):
-                    self.model.generate(**inputs, **kwargs, streamer=streamer)
+                    self.model.generate(**inputs.model_inputs(), **kwargs, streamer=streamer)
             except BaseException as e:  # re-raised in the caller's thread, which would otherwise wait forever
                 failure.append(e)
                 streamer.end()

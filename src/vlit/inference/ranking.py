@@ -28,6 +28,7 @@ import torch
 from vlit.data.conversation import Conversation
 from vlit.data.loading.processor import Processor
 from vlit.errors import VlitError
+from vlit.models.feature_cache import encode_images
 from vlit.models.vlm import VisionLanguageModel
 
 Normalize = Literal["sum", "mean"]
@@ -143,16 +144,12 @@ def _prompt_inputs(model: VisionLanguageModel, processor: Processor, conversatio
                    image_features: torch.Tensor | None, drop: int) -> tuple[torch.Tensor, dict]:
     """long[1, P] prompt ids (less the last `drop`) and the image arguments of `embed_multimodal`."""
     require_user_turn_last(conversation, "rank answers")
-    batch = processor.collate([processor.encode(conversation, add_generation_prompt=True)], with_pixels=False)
-    device = model.device
-    if image_features is None and batch["images"]:
-        param = next(model.vision.parameters())
-        image_features = model.image_features(processor.pixels(batch["images"]).to(device, param.dtype))
-    instruction = batch["instruction"]
-    if instruction is not None:
-        instruction = type(instruction)(instruction.ids.to(device), instruction.mask.to(device))
-    ids = batch["input_ids"][:, : batch["input_ids"].shape[1] - drop]
-    return ids.to(device), {"image_features": image_features, "instruction": instruction}
+    example = processor.encode(conversation, add_generation_prompt=True)
+    batch = processor.collate([example], with_pixels=False, with_labels=False).to(model.device)
+    if image_features is None and batch.images:
+        image_features = encode_images(model, processor, batch.images)
+    ids = batch.input_ids[:, : batch.input_ids.shape[1] - drop]
+    return ids, {"image_features": image_features, "side": batch.side}
 
 
 @torch.no_grad()

@@ -7,7 +7,7 @@ import logging
 import torch
 
 from vlit.assets import load_tokenizer
-from vlit.config import ModelConfig, QFormerConnectorConfig
+from vlit.config import ModelConfig
 from vlit.data.conversation import IMAGE_TOKEN
 from vlit.data.loading.processor import Processor
 from vlit.data.prompting.chat_templates import chat_template
@@ -44,20 +44,13 @@ def build_model(cfg: ModelConfig) -> tuple[VisionLanguageModel, Processor]:
         llm.generation_config.pad_token_id = tokenizer.pad_token_id
     model = VisionLanguageModel(cfg, vision, connector, llm, image_token_id)
     set_trainable(model, {"connector"})
-    qformer_tokenizer, max_instruction = None, 128
-    if isinstance(cfg.connector, QFormerConnectorConfig):
-        from vlit.assets import qformer_tokenizer as load_qformer_tokenizer
-
-        qformer_tokenizer = load_qformer_tokenizer()
-        max_instruction = cfg.connector.max_instruction_tokens
     processor = Processor(
         tokenizer=tokenizer,
         template=chat_template(cfg.template, tokenizer),
         image_spec=vision.spec,
         num_image_tokens=model.num_image_tokens,
         image_token_id=image_token_id,
-        qformer_tokenizer=qformer_tokenizer,
-        max_instruction_tokens=max_instruction,
+        side_inputs=connector.side_inputs(),
         system_prompt=cfg.system_prompt,
     )
     return model, processor

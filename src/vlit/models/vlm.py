@@ -16,9 +16,10 @@ from transformers import PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from vlit.config import ModelConfig
+from vlit.data.loading.batch import TextInput
 from vlit.data.loading.processor import IGNORE_INDEX
 from vlit.errors import VlitError
-from vlit.models.connectors import Connector, Instruction
+from vlit.models.connectors import Connector
 from vlit.models.vision import VisionEncoder
 
 
@@ -31,6 +32,8 @@ class VisionLanguageModel(nn.Module):
         self.connector = connector
         self.llm = llm
         self.image_token_id = image_token_id
+        # Names only: the builders (tokenizers) belong to the processor.
+        self.side_input_names = tuple(connector.side_inputs())
 
     @property
     def num_image_tokens(self) -> int:
@@ -49,11 +52,12 @@ class VisionLanguageModel(nn.Module):
 
     def embed_multimodal(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None = None,
                          image_features: torch.Tensor | None = None,
-                         instruction: Instruction | None = None) -> torch.Tensor:
+                         side: dict[str, TextInput] | None = None) -> torch.Tensor:
         """long[B, L] ids (+ I images) -> float[B, L, Dl] embeddings with image tokens in their placeholders.
 
         Images come as pixels float[I, 3, S, S] or as precomputed features float[I, N, Dv], in the order
-        their placeholders appear in the batch (row by row).
+        their placeholders appear in the batch (row by row). `side` holds the side inputs the connector
+        declared (`Connector.side_inputs()`), one row per image; the processor's `Batch` carries them.
         """
         embeds = self.llm.get_input_embeddings()(input_ids)
         slots = input_ids == self.image_token_id
@@ -69,16 +73,20 @@ class VisionLanguageModel(nn.Module):
             )
         if num_images == 0:
             return embeds
-        if self.connector.needs_instruction and instruction is None:
-            raise VlitError("instruction: the instruction-aware Q-Former needs the instruction ids")
+        side = side or {}
+        missing = [name for name in self.side_input_names if name not in side]
+        if missing:
+            raise VlitError(f"side input {missing[0]!r}: the {type(self.connector).__name__} needs it; build "
+                            "inputs with the model's processor (its Batch carries the connector's side inputs)")
         # The connector may run in another dtype than the encoder and the LLM (float32 beside a bf16 LLM).
         dtype = next(self.connector.parameters()).dtype
-        tokens = self.connector(image_features.to(dtype), instruction).to(embeds.dtype)
+        tokens = self.connector(image_features.to(dtype), *(side[n] for n in self.side_input_names))
+        tokens = tokens.to(embeds.dtype)
         return embeds.masked_scatter(slots.unsqueeze(-1), tokens.reshape(-1, tokens.shape[-1]))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, pixel_values: torch.Tensor | None = None,
-                image_features: torch.Tensor | None = None, instruction: Instruction | None = None,
+                image_features: torch.Tensor | None = None, side: dict[str, TextInput] | None = None,
                 loss_per: Literal["token", "sample"] = "token", **llm_kwargs) -> CausalLMOutputWithPast:
         """Logits float[B, L, V]; with `labels` (-100 where not learned) also the loss.
 
@@ -92,7 +100,7 @@ class VisionLanguageModel(nn.Module):
         """
         if loss_per not in ("token", "sample"):
             raise VlitError(f"loss_per: {loss_per!r} is not one of 'token', 'sample'")
-        embeds = self.embed_multimodal(input_ids, pixel_values, image_features, instruction)
+        embeds = self.embed_multimodal(input_ids, pixel_values, image_features, side)
         if attention_mask is not None and "position_ids" not in llm_kwargs:
             # Positions count real tokens only, so left and right padding give the same result.
             llm_kwargs["position_ids"] = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
@@ -120,12 +128,12 @@ class VisionLanguageModel(nn.Module):
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                  pixel_values: torch.Tensor | None = None, image_features: torch.Tensor | None = None,
-                 instruction: Instruction | None = None, **generate_kwargs) -> torch.Tensor:
+                 side: dict[str, TextInput] | None = None, **generate_kwargs) -> torch.Tensor:
         """long[B, T]: new tokens only, through the LLM's own `generate` (left-pad batched prompts).
 
         The image placeholder id is suppressed: it is an input slot, never a word to say.
         """
-        embeds = self.embed_multimodal(input_ids, pixel_values, image_features, instruction)
+        embeds = self.embed_multimodal(input_ids, pixel_values, image_features, side)
         suppress = list(generate_kwargs.pop("suppress_tokens", None) or []) + [self.image_token_id]
         return self.llm.generate(inputs_embeds=embeds, attention_mask=attention_mask,
                                  suppress_tokens=suppress, **generate_kwargs)

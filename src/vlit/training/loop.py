@@ -17,10 +17,13 @@ from tqdm.auto import tqdm
 
 from vlit.assets import cache_root
 from vlit.config import Config, StageConfig, save_yaml
-from vlit.data.loading.processor import Example, Processor
+from vlit.data.loading.batch import Batch
+from vlit.data.loading.batching import padding_fraction
+from vlit.data.loading.processor import Processor
 from vlit.data.prompting.chat_templates import chat_template
 from vlit.errors import VlitError
 from vlit.models.build import build_model
+from vlit.models.feature_cache import FeatureCache, encoder_key
 from vlit.models.llm import bf16_is_emulated
 from vlit.models.saving import save_model
 from vlit.models.vlm import VisionLanguageModel
@@ -31,7 +34,6 @@ from vlit.training.checkpoint import (
     restore_training,
     save_checkpoint,
 )
-from vlit.training.feature_cache import FeatureCache, encoder_key
 from vlit.training.report import MetricsLog, plot_loss
 from vlit.training.stages import apply_stage, build_optimizer, build_scheduler, stage_steps
 from vlit.training.stream import StageStream
@@ -97,7 +99,9 @@ class Trainer:
         cache = None
         if cfg.train.feature_cache:
             folder = Path(cfg.train.cache_dir) if cfg.train.cache_dir else cache_root() / "features"
-            cache = FeatureCache(folder, encoder_key(cfg.model, processor.image_spec))
+            # float16 on disk and in memory: every consumer, the computing run included, reads stored values.
+            cache = FeatureCache(model, processor, 8192, folder / encoder_key(cfg.model, processor.image_spec),
+                                 torch.float16)
         global_step = state.get("global_step", 0)
         for index, stage in enumerate(cfg.stages):
             if index < state.get("stage_index", 0):
@@ -125,8 +129,10 @@ class Trainer:
         stage_processor = dataclasses.replace(
             processor, max_length=stage.max_length,
             template=chat_template(stage.template, processor.tokenizer) if stage.template else processor.template)
+        use_cache = cache is not None and "vision" not in stage.train
         stream = StageStream(stage, root, stage_processor, cfg.train.seed + index, acc.process_index,
-                             acc.num_processes, cfg.train.group_by_length, cfg.train.group_size)
+                             acc.num_processes, cfg.train.group_by_length, cfg.train.group_size,
+                             cfg.train.num_workers, with_pixels=not use_cache)
         total = stage_steps(stage, stream.total_rows, acc.num_processes)
         optimizer = build_optimizer(model, stage)
         scheduler = build_scheduler(optimizer, stage, total)
@@ -148,13 +154,13 @@ class Trainer:
                            "sampling": stream.sampler.probabilities()})
         wrapped, prepared_optimizer = acc.prepare(model, optimizer)
         self._wrapped = wrapped
-        use_cache = cache is not None and "vision" not in stage.train
+        batches = _Consumed(iter(stream), state["data"] if state and state["data"] else None)
         bar = tqdm(total=total, initial=step, desc=f"stage {stage.name}", disable=not acc.is_main_process,
                    dynamic_ncols=True)
-        window = {"loss": 0.0, "samples": 0, "tokens": 0, "steps": 0, "start": time.perf_counter()}
+        window = {"loss": 0.0, "samples": 0, "tokens": 0, "steps": 0, "wait": 0.0, "padding": [],
+                  "start": time.perf_counter()}
         while step < total:
-            loss = self._step(wrapped, prepared_optimizer, stage, stream, stage_processor, cache if use_cache else None,
-                              window)
+            loss = self._step(wrapped, prepared_optimizer, stage, batches, cache if use_cache else None, window)
             scheduler.step()
             step += 1
             global_step += 1
@@ -162,18 +168,19 @@ class Trainer:
             window["steps"] += 1
             bar.update(1)
             if step % cfg.train.log_every == 0 or step == total:
-                self._log(metrics, stage, step, global_step, scheduler, stream, window, bar)
+                self._log(metrics, stage, step, global_step, scheduler, window, bar)
             if step == total or (cfg.train.save_every and step % cfg.train.save_every == 0):
                 acc.wait_for_everyone()
                 full = self._full_state()
                 if acc.is_main_process:
                     trainer_state = {"stage_index": index if step < total else index + 1, "stage_step":
                                      step if step < total else 0, "global_step": global_step,
-                                     "data": stream.state_dict() if step < total else None}
+                                     "data": batches.state if step < total else None}
                     save_checkpoint(self.out, global_step, model, optimizer, scheduler, trainer_state,
                                     sorted(set(trained) | set(stage.train)), cfg.train.keep_last, full)
                 acc.wait_for_everyone()
         bar.close()
+        batches.close()
         acc.free_memory()
         return global_step
 
@@ -185,57 +192,69 @@ class Trainer:
         every process calls it); None otherwise, where the model's own state dict is complete."""
         return self.acc.get_state_dict(self._wrapped) if self._sharded() and self._wrapped is not None else None
 
-    def _step(self, model, optimizer, stage: StageConfig, stream: StageStream, processor: Processor,
-              cache: FeatureCache | None, window: dict) -> float:
+    def _step(self, model, optimizer, stage: StageConfig, batches: _Consumed, cache: FeatureCache | None,
+              window: dict) -> float:
         """One optimizer step over `grad_accum` micro-batches; returns the mean micro-batch loss."""
         acc = self.acc
         total = 0.0
         for micro in range(stage.grad_accum):
-            examples = stream.next_batch()
-            inputs = self._inputs(examples, processor, cache)
+            start = time.perf_counter()
+            batch = batches.next()
+            window["wait"] += time.perf_counter() - start
+            window["padding"].append(padding_fraction([batch.attention_mask.sum(1).tolist()]))
+            batch = self._on_device(batch, cache)
             sync = nullcontext() if micro == stage.grad_accum - 1 else acc.no_sync(model)
             with sync, acc.autocast():
-                loss = model(**inputs, loss_per=stage.loss_per).loss
+                loss = model(**batch.model_inputs(), loss_per=stage.loss_per).loss
                 acc.backward(loss / stage.grad_accum)
             total += loss.item()
-            window["samples"] += len(examples) * acc.num_processes
-            window["tokens"] += int(inputs["attention_mask"].sum()) * acc.num_processes
+            window["samples"] += len(batch) * acc.num_processes
+            window["tokens"] += int(batch.attention_mask.sum()) * acc.num_processes
         if stage.max_grad_norm:
             acc.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], stage.max_grad_norm)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return total / stage.grad_accum
 
-    def _inputs(self, examples: list[Example], processor: Processor, cache: FeatureCache | None) -> dict:
-        # Left padding lines every row's answer up at the end, so the window of positions whose logits are
-        # computed (VisionLanguageModel.forward) is as short as the longest answer.
-        batch = processor.collate(examples, "left", with_pixels=cache is None)
-        device = self.acc.device
-        inputs = {k: batch[k].to(device) for k in ("input_ids", "attention_mask", "labels")}
-        if batch["instruction"] is not None:
-            inputs["instruction"] = type(batch["instruction"])(*(t.to(device) for t in batch["instruction"]))
-        if batch["images"] and cache is not None:
-            vlm = self.model
-
-            def compute(refs):
-                return vlm.image_features(processor.pixels(refs).to(device))
-
-            inputs["image_features"] = cache.get(batch["images"], compute, device)
-        elif batch["pixel_values"] is not None:
-            inputs["pixel_values"] = batch["pixel_values"].to(device)
-        return inputs
+    def _on_device(self, batch: Batch, cache: FeatureCache | None) -> Batch:
+        """The batch on this process's device, images as cached features when there is a cache (the workers
+        then decoded no pixels)."""
+        batch = batch.to(self.acc.device)
+        if cache is not None and batch.images:
+            features = cache.features(batch.images, self.acc.device, torch.float32)
+            batch = dataclasses.replace(batch, image_features=features)
+        return batch
 
     def _log(self, metrics: MetricsLog, stage: StageConfig, step: int, global_step: int, scheduler,
-             stream: StageStream, window: dict, bar) -> None:
+             window: dict, bar) -> None:
         elapsed = max(time.perf_counter() - window["start"], 1e-9)
         loss = torch.tensor(window["loss"] / max(window["steps"], 1), device=self.acc.device)
         loss = float(self.acc.reduce(loss, reduction="mean"))
+        steps = max(window["steps"], 1)
         row = {"stage": stage.name, "step": step, "global_step": global_step, "loss": round(loss, 6),
                "lr": {g.get("name", str(i)): g["lr"] for i, g in enumerate(scheduler.optimizer.param_groups)},
                "samples_per_s": round(window["samples"] / elapsed, 3),
                "tokens_per_s": round(window["tokens"] / elapsed, 1),
-               "padding_fraction": round(sum(stream.padding) / max(len(stream.padding), 1), 4)}
+               "data_wait_s": round(window["wait"] / steps, 5),
+               "padding_fraction": round(sum(window["padding"]) / max(len(window["padding"]), 1), 4)}
         bar.set_postfix(loss=f"{loss:.3f}", samples_s=f"{row['samples_per_s']:.1f}")
         if self.acc.is_main_process:
             metrics.write(row)
-        window.update(loss=0.0, samples=0, tokens=0, steps=0, start=time.perf_counter())
+        window.update(loss=0.0, samples=0, tokens=0, steps=0, wait=0.0, padding=[], start=time.perf_counter())
+
+
+class _Consumed:
+    """The stage's batches, remembering the sampler position that came with the last one taken: the position
+    a checkpoint saves (the DataLoader's own sampler is ahead by what its workers prefetched)."""
+
+    def __init__(self, batches, state: dict | None):
+        self._batches = batches
+        self.state = state
+
+    def next(self) -> Batch:
+        batch, self.state = next(self._batches)
+        return batch
+
+    def close(self) -> None:
+        """Drop the DataLoader iterator, which stops its workers, at the end of the stage."""
+        self._batches = None

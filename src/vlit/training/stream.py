@@ -1,112 +1,61 @@
-"""The batches of one stage: draws from the mixture, encoded by the processor, grouped by modality and
-length, split across processes. Its position is a small JSON-able dict, restored exactly on resume."""
+"""The batches of one stage: draws from the mixture, grouped by modality and length, this process's rows of
+each global batch encoded by DataLoader workers. Its position is a small JSON-able dict, restored exactly on
+resume (see `vlit.data.loading.loader` for why each batch carries its own copy)."""
 
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
-from itertools import islice
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from vlit.config import StageConfig
-from vlit.data.conversation import Conversation
-from vlit.data.loading.batching import LengthGroupedBatches, padding_fraction
+from vlit.data.loading.batch import Batch
+from vlit.data.loading.batching import LengthGroupedBatches
 from vlit.data.loading.dataset import load_mixture
-from vlit.data.loading.mixture import Draw, MixtureSampler
-from vlit.data.loading.processor import Example, Processor
+from vlit.data.loading.loader import DrawDataset, PlainBatches, RankBatchSampler, make_loader
+from vlit.data.loading.mixture import MixtureSampler
+from vlit.data.loading.processor import Processor
 
 log = logging.getLogger(__name__)
 
 
-class PlainBatches:
-    """Consecutive draws as batches, in sampling order (the ungrouped baseline)."""
-
-    def __init__(self, sampler: MixtureSampler, batch_size: int):
-        self.sampler = sampler
-        self.batch_size = batch_size
-
-    def __iter__(self) -> PlainBatches:
-        return self
-
-    def __next__(self) -> list[Draw]:
-        return list(islice(self.sampler, self.batch_size))
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"stream": self.sampler.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.sampler.load_state_dict(state["stream"])
+def default_workers() -> int:
+    """`train.num_workers: null` (see `TrainConfig.num_workers` for the measurements behind it): no workers on
+    a machine of two cores or fewer, else one core left to the training process and at most 4 workers."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return 0 if cores <= 2 else min(4, cores - 1)
 
 
 class StageStream:
-    """Endless per-process batches of `Example`s for one stage."""
+    """Endless per-process `(Batch, state)` pairs for one stage; `state` is the position to resume after it."""
 
     def __init__(self, stage: StageConfig, root: Path, processor: Processor, seed: int, rank: int = 0,
-                 world_size: int = 1, group_by_length: bool = True, group_size: int = 16):
-        self.processor = processor
-        self.rank, self.world_size = rank, world_size
-        self.datasets = load_mixture(stage.data, root)
+                 world_size: int = 1, group_by_length: bool = True, group_size: int = 16,
+                 num_workers: int | None = 0, with_pixels: bool = True):
+        self.datasets = load_mixture(stage.data, root)  # TODO(merge): pass processor.image_spec
         self.sampler = MixtureSampler.from_config(stage.data, {n: len(d) for n, d in self.datasets.items()})
         log.info("stage %s: %s", stage.name, self.sampler.describe())
+        self.dataset = DrawDataset(self.datasets, processor, "left", with_pixels)
         global_batch = stage.batch_size * world_size
-        self._examples: OrderedDict[Draw, Example] = OrderedDict()
         if group_by_length:
-            self.batches = LengthGroupedBatches(self.sampler, self._length, self._multimodal, global_batch,
-                                                group_size, seed)
+            batches = LengthGroupedBatches(self.sampler, self.dataset.length, self.dataset.multimodal,
+                                           global_batch, group_size, seed)
         else:
-            self.batches = PlainBatches(self.sampler, global_batch)
-        self.padding: list[float] = []
+            batches = PlainBatches(self.sampler, global_batch)
+        self.batch_sampler = RankBatchSampler(batches, rank, world_size)
+        self.num_workers = default_workers() if num_workers is None else num_workers
 
     @property
     def total_rows(self) -> int:
         return sum(len(d) for d in self.datasets.values())
 
-    def conversation(self, draw: Draw) -> Conversation:
-        """The drawn item as rendered in its epoch, image paths made absolute."""
-        dataset = self.datasets[draw.dataset]
-        conv = dataset.get(draw.index, draw.epoch)
-        images = [str(dataset.image_root / ref) if isinstance(ref, str) else ref for ref in conv.images]
-        return Conversation(conv.turns, images, conv.id, conv.meta)
-
-    def example(self, draw: Draw) -> Example:
-        # Grouping asks for an item's length before the batch is served: encode once, keep a window.
-        if draw not in self._examples:
-            self._examples[draw] = self.processor.encode(self.conversation(draw))
-            while len(self._examples) > 8192:
-                self._examples.popitem(last=False)
-        return self._examples[draw]
-
-    def _length(self, draw: Draw) -> int:
-        return len(self.example(draw))
-
-    def _multimodal(self, draw: Draw) -> bool:
-        return bool(self.example(draw).images)
-
-    def next_batch(self) -> list[Example]:
-        """This process's share of the next global batch (every process draws the same global batch)."""
-        draws = next(self.batches)
-        examples = [self.example(d) for d in draws]
-        self.padding.append(padding_fraction([[len(e) for e in examples]]))
-        return examples[self.rank::self.world_size]
-
-    def state_dict(self) -> dict[str, Any]:
-        state = self.batches.state_dict()
-        for key in ("pending", "carry"):
-            if key in state:
-                state[key] = _plain(state[key])
-        return state
+    def __iter__(self) -> Iterator[tuple[Batch, dict[str, Any]]]:
+        """Starts the workers; the batches follow the sampler's current position."""
+        return iter(make_loader(self.dataset, self.batch_sampler, self.num_workers))
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        state = dict(state)
-        if "pending" in state:
-            state["pending"] = [[Draw(*d) for d in batch] for batch in state["pending"]]
-            state["carry"] = [Draw(*d) for d in state["carry"]]
-        self.batches.load_state_dict(state)
-
-
-def _plain(value: Any) -> Any:
-    """Draw tuples -> lists, for JSON."""
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    return value
+        """Continue after the batch whose state this is. (No `state_dict()`: the sampler's own position is
+        ahead of the loop while workers prefetch; a checkpoint saves the state of the last consumed batch.)"""
+        self.batch_sampler.load_state_dict(state)

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from vlit.config import QFormerConnectorConfig
+from vlit.data.loading.batch import TextInput
 from vlit.errors import VlitError
-from vlit.models.connectors import Instruction, build_connector
+from vlit.models.connectors import build_connector
 
 DV, DL = 24, 40
 
@@ -18,14 +19,14 @@ def tiny(num_queries: int = 4, aware: bool = True, frequency: int = 1, layers: i
     return build_connector(cfg, DV, DL).eval()
 
 
-def instruction(*rows: list[int]) -> Instruction:
+def instruction(*rows: list[int]) -> TextInput:
     """Right-padded ids (pad 0) and their mask."""
     width = max(len(r) for r in rows)
     ids = torch.zeros(len(rows), width, dtype=torch.long)
     mask = torch.zeros(len(rows), width, dtype=torch.long)
     for i, r in enumerate(rows):
         ids[i, : len(r)], mask[i, : len(r)] = torch.tensor(r), 1
-    return Instruction(ids, mask)
+    return TextInput(ids, mask)
 
 
 @pytest.mark.parametrize("n", [49, 64, 257])
@@ -34,7 +35,7 @@ def test_emits_num_queries_tokens_whatever_the_patch_count(n, q):
     conn = tiny(num_queries=q)
     out = conn(torch.randn(3, n, DV), instruction([101, 2054, 102], [101, 102], [101, 7592, 2088, 102]))
     assert out.shape == (3, q, DL)
-    assert conn.num_tokens(n) == q and conn.needs_instruction
+    assert conn.num_tokens(n) == q and "instruction" in conn.side_inputs()
 
 
 def test_instruction_aware_output_follows_the_instruction():
@@ -51,7 +52,7 @@ def test_instruction_aware_output_follows_the_instruction():
 
 def test_not_aware_ignores_the_instruction():
     conn, feats = tiny(aware=False), torch.randn(2, 49, DV)
-    assert not conn.needs_instruction
+    assert not conn.side_inputs()
     with torch.no_grad():
         a = conn(feats, instruction([101, 2054, 3609, 102], [101, 102]))
         b = conn(feats, instruction([101, 4175, 102], [101, 7592, 2088, 1996, 102]))
@@ -67,7 +68,7 @@ def test_padding_does_not_change_the_output():
     ids = torch.cat([short.ids, torch.randint(1000, 2000, (2, 6))], dim=1)
     mask = torch.cat([short.mask, torch.zeros(2, 6, dtype=torch.long)], dim=1)
     with torch.no_grad():
-        torch.testing.assert_close(conn(feats, short), conn(feats, Instruction(ids, mask)), rtol=0, atol=1e-5)
+        torch.testing.assert_close(conn(feats, short), conn(feats, TextInput(ids, mask)), rtol=0, atol=1e-5)
         # Row 1 alone, unpadded, equals row 1 of the batch where it is padded to row 0's width.
         alone = conn(feats[1:], instruction([101, 7592, 102]))
         torch.testing.assert_close(conn(feats, short)[1:], alone, rtol=0, atol=1e-5)
@@ -174,5 +175,5 @@ def test_minilm_text_path_matches_transformers_bert(minilm):
         got = conn.qformer(input_ids=enc.input_ids, attention_mask=enc.attention_mask).last_hidden_state
     keep = enc.attention_mask.bool()
     torch.testing.assert_close(got[keep], ref[keep], rtol=0, atol=1e-5)
-    out = conn(torch.randn(2, 49, DV), Instruction(enc.input_ids, enc.attention_mask))
+    out = conn(torch.randn(2, 49, DV), TextInput(enc.input_ids, enc.attention_mask))
     assert out.shape == (2, 4, DL) and torch.isfinite(out).all()

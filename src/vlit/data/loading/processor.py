@@ -1,19 +1,22 @@
 """The processor: conversations -> model inputs.
 
 It renders a conversation with a chat template, tokenizes it once, labels only assistant tokens, expands every
-`<image>` into exactly `num_image_tokens` placeholder ids, prepares the Q-Former's instruction ids, and turns
-images into pixels. The model never parses text; a count mismatch is caught here, with the conversation named.
+`<image>` into exactly `num_image_tokens` placeholder ids, builds the side inputs the connector declared (the
+Q-Former's instruction ids), and turns images into pixels. The result is a typed `Batch`. The model never
+parses text; a count mismatch is caught here, with the conversation named.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
 from vlit.data.conversation import Conversation, ImageRef
+from vlit.data.loading.batch import Batch, SideInputBuilder
 from vlit.data.loading.transforms import ImageSpec, pixel_values
 from vlit.data.prompting.chat_templates import ChatTemplate
 from vlit.errors import VlitError
@@ -28,7 +31,8 @@ class Example:
     input_ids: list[int]
     labels: list[int]
     images: list[ImageRef] = field(default_factory=list)
-    instruction_ids: list[int] | None = None
+    side: dict[str, Any] = field(default_factory=dict)
+    """Each declared side input's encoded value (only for a conversation with images)."""
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -41,8 +45,8 @@ class Processor:
     image_spec: ImageSpec
     num_image_tokens: int
     image_token_id: int
-    qformer_tokenizer: PreTrainedTokenizerBase | None = None
-    max_instruction_tokens: int = 128
+    side_inputs: dict[str, SideInputBuilder] = field(default_factory=dict)
+    """What the connector reads beside the image features (`Connector.side_inputs()`), by name."""
     system_prompt: str | None = None
     max_length: int | None = None
     image_root: Path | None = None
@@ -86,11 +90,8 @@ class Processor:
                 raise VlitError(f"{where}: {len(ids)} tokens; truncating to max_length {self.max_length} "
                                 "would cut an image")
             ids, labels = ids[: self.max_length], labels[: self.max_length]
-        instruction = None
-        if self.qformer_tokenizer is not None and conversation.images:
-            instruction = self.qformer_tokenizer(conversation.instruction(), truncation=True,
-                                                 max_length=self.max_instruction_tokens)["input_ids"]
-        return Example(ids, labels, list(conversation.images), instruction)
+        side = {name: b.encode(conversation) for name, b in self.side_inputs.items()} if conversation.images else {}
+        return Example(ids, labels, list(conversation.images), side)
 
     def pixels(self, images: list[ImageRef]) -> torch.Tensor:
         """float[I, 3, S, S] for image references (paths resolved against `image_root`)."""
@@ -98,11 +99,10 @@ class Processor:
 
         return torch.stack([pixel_values(load_image(ref, self.image_root), self.image_spec) for ref in images])
 
-    def collate(self, examples: list[Example], padding_side: str = "right", with_pixels: bool = True) -> dict:
+    def collate(self, examples: list[Example], padding_side: str = "right", with_pixels: bool = True,
+                with_labels: bool = True) -> Batch:
         """Pad a batch. Right padding for training; left padding for generation, so every prompt ends at the
-        last position. Returns `model(**batch)` keyword arguments (plus `images`, the references)."""
-        from vlit.models.connectors.base import Instruction
-
+        last position. Pixels are decoded only `with_pixels` (not when features come from a cache)."""
         length = max(len(e) for e in examples)
         pad = self.tokenizer.pad_token_id
         ids = torch.full((len(examples), length), pad, dtype=torch.long)
@@ -114,22 +114,15 @@ class Processor:
             labels[i, sl] = torch.tensor(e.labels)
             mask[i, sl] = 1
         images = [ref for e in examples for ref in e.images]
-        batch = {"input_ids": ids, "attention_mask": mask, "labels": labels, "images": images,
-                 "pixel_values": self.pixels(images) if with_pixels and images else None,
-                 "instruction": None}
-        per_image = [e.instruction_ids for e in examples for _ in e.images]
-        if per_image and per_image[0] is not None:
-            width = max(len(x) for x in per_image)
-            q_ids = torch.full((len(per_image), width), self.qformer_tokenizer.pad_token_id, dtype=torch.long)
-            q_mask = torch.zeros((len(per_image), width), dtype=torch.long)
-            for i, x in enumerate(per_image):
-                q_ids[i, : len(x)] = torch.tensor(x)
-                q_mask[i, : len(x)] = 1
-            batch["instruction"] = Instruction(q_ids, q_mask)
-        return batch
+        side = {}
+        if images:
+            side = {name: builder.collate([e.side[name] for e in examples for _ in e.images])
+                    for name, builder in self.side_inputs.items()}
+        return Batch(ids, mask, labels if with_labels else None, images,
+                     self.pixels(images) if with_pixels and images else None, None, side)
 
     def __call__(self, conversations: list[Conversation], add_generation_prompt: bool = False,
-                 padding_side: str | None = None) -> dict:
+                 padding_side: str | None = None) -> Batch:
         examples = [self.encode(c, add_generation_prompt) for c in conversations]
         side = padding_side or ("left" if add_generation_prompt else "right")
         return self.collate(examples, side)

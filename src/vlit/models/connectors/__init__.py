@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from vlit.config import ConnectorConfig, MergeConnectorConfig, MLPConnectorConfig, QFormerConnectorConfig
-from vlit.models.connectors.base import Connector, Instruction
+from vlit.models.connectors.base import Connector
 
 
 def build_connector(cfg: ConnectorConfig, vision_dim: int, llm_dim: int) -> Connector:
@@ -24,4 +24,4 @@ def build_connector(cfg: ConnectorConfig, vision_dim: int, llm_dim: int) -> Conn
     raise TypeError(f"unknown connector config {type(cfg).__name__}")
 
 
-__all__ = ["Connector", "Instruction", "build_connector"]
+__all__ = ["Connector", "build_connector"]

@@ -3,28 +3,29 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import NamedTuple
 
 import torch
 from torch import nn
 
-
-class Instruction(NamedTuple):
-    """The instruction as the Q-Former's own tokenizer saw it: long[B, T] ids and their 0/1 mask."""
-
-    ids: torch.Tensor
-    mask: torch.Tensor
+from vlit.data.loading.batch import SideInputBuilder, TextInput
 
 
 class Connector(nn.Module, ABC):
-    """Maps float[B, N, Dv] vision features to float[B, M, Dl] tokens for the LLM."""
+    """Maps float[B, N, Dv] vision features to float[B, M, Dl] tokens for the LLM.
 
-    #: True when `forward` reads the instruction (InstructBLIP's instruction-aware Q-Former).
-    needs_instruction: bool = False
+    A connector that reads more than the features (InstructBLIP's Q-Former reads the instruction) declares
+    those side inputs in `side_inputs()`; the processor builds exactly them and `forward` gets them after the
+    features, in the declared order.
+    """
+
+    def side_inputs(self) -> dict[str, SideInputBuilder]:
+        """The side inputs `forward` takes after the features (in this order), by the name of its parameter,
+        each with the builder the processor uses."""
+        return {}
 
     @abstractmethod
-    def forward(self, features: torch.Tensor, instruction: Instruction | None = None) -> torch.Tensor:
-        """float[B, N, Dv] -> float[B, M, Dl]."""
+    def forward(self, features: torch.Tensor, *side: TextInput) -> torch.Tensor:
+        """float[B, N, Dv] (+ declared side inputs, one row per image) -> float[B, M, Dl]."""
 
     @abstractmethod
     def num_tokens(self, num_patches: int) -> int:

@@ -11,7 +11,7 @@ from torch import nn
 
 from vlit.config import MergeConnectorConfig
 from vlit.errors import VlitError
-from vlit.models.connectors.base import Connector, Instruction
+from vlit.models.connectors.base import Connector
 
 
 class MergeConnector(Connector):
@@ -20,7 +20,7 @@ class MergeConnector(Connector):
         self.merge = cfg.merge
         self.proj = nn.Linear(vision_dim * cfg.merge, llm_dim)
 
-    def forward(self, features: torch.Tensor, instruction: Instruction | None = None) -> torch.Tensor:
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
         """float[B, N, Dv] -> float[B, N / k, Dl]."""
         b, n, d = features.shape
         self.num_tokens(n)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from vlit.config import MLPConnectorConfig
-from vlit.models.connectors.base import Connector, Instruction
+from vlit.models.connectors.base import Connector
 
 
 class MLPConnector(Connector):
@@ -18,7 +18,7 @@ class MLPConnector(Connector):
         self.act = nn.GELU()
         self.linear_2 = nn.Linear(llm_dim, llm_dim, bias=cfg.bias) if cfg.kind == "mlp" else None
 
-    def forward(self, features: torch.Tensor, instruction: Instruction | None = None) -> torch.Tensor:
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
         """float[B, N, Dv] -> float[B, N, Dl]: one LLM token per visual token."""
         x = self.linear_1(features)
         return x if self.linear_2 is None else self.linear_2(self.act(x))

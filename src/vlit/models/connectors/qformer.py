@@ -13,8 +13,10 @@ from transformers.models.instructblip.configuration_instructblip import Instruct
 from transformers.models.instructblip.modeling_instructblip import InstructBlipQFormerModel
 
 from vlit.config import QFormerConnectorConfig
+from vlit.data.loading.batch import SideInputBuilder, TextInput
+from vlit.data.loading.side_inputs import InstructionInput
 from vlit.errors import VlitError
-from vlit.models.connectors.base import Connector, Instruction
+from vlit.models.connectors.base import Connector
 
 # The vocabulary and positions of MiniLM's tokenizer, which tokenizes instructions whatever the init.
 VOCAB_SIZE = 30522
@@ -45,7 +47,8 @@ class QFormerConnector(Connector):
     def __init__(self, cfg: QFormerConnectorConfig, vision_dim: int, llm_dim: int):
         super().__init__()
         self.num_queries = cfg.num_queries
-        self.needs_instruction = cfg.instruction_aware
+        self.instruction_aware = cfg.instruction_aware
+        self.max_instruction_tokens = cfg.max_instruction_tokens
         self.ln_vision = nn.LayerNorm(vision_dim)
         config = qformer_config(cfg, vision_dim)
         self.query_tokens = nn.Parameter(torch.empty(1, cfg.num_queries, cfg.hidden_size))
@@ -57,7 +60,15 @@ class QFormerConnector(Connector):
 
             load_minilm(self.qformer)
 
-    def forward(self, features: torch.Tensor, instruction: Instruction | None = None) -> torch.Tensor:
+    def side_inputs(self) -> dict[str, SideInputBuilder]:
+        """The instruction, tokenized by MiniLM's tokenizer (whatever the init), when instruction-aware."""
+        if not self.instruction_aware:
+            return {}
+        from vlit.assets import qformer_tokenizer
+
+        return {"instruction": InstructionInput(qformer_tokenizer(), self.max_instruction_tokens)}
+
+    def forward(self, features: torch.Tensor, instruction: TextInput | None = None) -> torch.Tensor:
         """float[B, N, Dv] features and long[B, T] instruction ids/mask -> float[B, Q, Dl].
 
         The queries come first in the sequence; instruction tokens follow, masked where padded. Attention
@@ -67,10 +78,10 @@ class QFormerConnector(Connector):
         queries = self.query_tokens.expand(batch, -1, -1)
         image = self.ln_vision(features)
         input_ids = attention_mask = None
-        if self.needs_instruction:
+        if self.instruction_aware:
             if instruction is None:
                 raise VlitError("instruction: the instruction-aware Q-Former connector needs the instruction "
-                                "ids (Instruction(ids, mask) from the processor's Q-Former tokenizer)")
+                                "ids (TextInput(ids, mask) from the processor's Q-Former tokenizer)")
             if instruction.ids.shape[0] != batch:
                 raise VlitError(f"instruction: {instruction.ids.shape[0]} instruction(s) for {batch} image(s)")
             query_mask = torch.ones(batch, self.num_queries, dtype=instruction.mask.dtype, device=features.device)

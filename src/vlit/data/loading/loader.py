@@ -1,0 +1,152 @@
+"""Training input through torch's `DataLoader`: a rank-aware batch sampler and a map-style dataset.
+
+The sampler runs in the main process: it draws from the mixture, groups draws by modality and length and
+yields a `Request` per global batch holding only this process's rows, so each process encodes only its own
+rows. Grouping must not tokenize every draw (every process would tokenize the whole global batch), so it
+uses a cheap proxy: the rendered conversation's character count (LLaVA's `modality_lengths` counts words)
+and its image count. The dataset turns a request into a `Batch` (render, tokenize, and decode pixels when
+asked), in worker processes when there are some, so they hide tokenizing and image decoding.
+
+The DataLoader prefetches ahead of the training loop, so the sampler's own position is ahead of what was
+trained on. Each request therefore carries a snapshot of the sampler's position right after it, and the
+batch comes back with it: the loop saves the snapshot of the last batch it consumed, and a run resumed from
+it yields exactly the batches the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Iterator
+from itertools import islice
+from typing import Any, NamedTuple
+
+import torch
+from torch.utils.data import DataLoader
+
+from vlit.data.conversation import Conversation
+from vlit.data.loading.batch import Batch
+from vlit.data.loading.batching import LengthGroupedBatches
+from vlit.data.loading.dataset import LoadedDataset
+from vlit.data.loading.mixture import Draw, MixtureSampler
+from vlit.data.loading.processor import Processor
+
+
+class Request(NamedTuple):
+    """This process's rows of one global batch, and the sampler's position right after that batch."""
+
+    draws: tuple[Draw, ...]
+    state: dict[str, Any]
+
+
+class PlainBatches:
+    """Consecutive draws as batches, in sampling order (the ungrouped baseline)."""
+
+    def __init__(self, sampler: MixtureSampler, batch_size: int):
+        self.sampler = sampler
+        self.batch_size = batch_size
+
+    def __iter__(self) -> PlainBatches:
+        return self
+
+    def __next__(self) -> list[Draw]:
+        return list(islice(self.sampler, self.batch_size))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"stream": self.sampler.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sampler.load_state_dict(state["stream"])
+
+
+class RankBatchSampler:
+    """Endless `Request`s: each global batch of `batches`, this rank's rows (row `rank`, `rank + world`, ...).
+
+    Every process runs the same sampler with the same seed, so they agree on the global batches without
+    talking to each other. Its state is plain JSON (draws as lists).
+    """
+
+    def __init__(self, batches: LengthGroupedBatches[Draw] | PlainBatches, rank: int = 0, world_size: int = 1):
+        self.batches = batches
+        self.rank, self.world_size = rank, world_size
+
+    def __iter__(self) -> Iterator[Request]:
+        for draws in self.batches:
+            yield Request(tuple(draws[self.rank::self.world_size]), self.state_dict())
+
+    def state_dict(self) -> dict[str, Any]:
+        return _plain(self.batches.state_dict())
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        if "pending" in state:
+            state["pending"] = [[Draw(*d) for d in batch] for batch in state["pending"]]
+            state["carry"] = [Draw(*d) for d in state["carry"]]
+        self.batches.load_state_dict(state)
+
+
+class DrawDataset(torch.utils.data.Dataset):
+    """Requests -> (Batch, sampler state): the draws rendered in their epoch, encoded and collated.
+
+    `padding_side` "left" lines every row's answer up at the end (the training loop's choice: the window of
+    positions whose logits are computed is then as short as the longest answer). Pixels are decoded only
+    `with_pixels` (the vision tower trains, or there is no feature cache).
+    """
+
+    def __init__(self, datasets: dict[str, LoadedDataset], processor: Processor, padding_side: str = "left",
+                 with_pixels: bool = True):
+        self.datasets = datasets
+        self.processor = processor
+        self.padding_side = padding_side
+        self.with_pixels = with_pixels
+        self._measured: OrderedDict[Draw, tuple[int, bool]] = OrderedDict()
+
+    def conversation(self, draw: Draw) -> Conversation:
+        """The drawn item as rendered in its epoch, image paths made absolute."""
+        dataset = self.datasets[draw.dataset]
+        conv = dataset.get(draw.index, draw.epoch)
+        images = [str(dataset.image_root / ref) if isinstance(ref, str) else ref for ref in conv.images]
+        return Conversation(conv.turns, images, conv.id, conv.meta)
+
+    def measure(self, draw: Draw) -> tuple[int, bool]:
+        """(characters of the rendered turns, has images): grouping's proxy for the token length and the
+        modality, without tokenizing. Kept for a window of draws: grouping asks again for left-overs."""
+        if draw not in self._measured:
+            conv = self.datasets[draw.dataset].get(draw.index, draw.epoch)
+            self._measured[draw] = (sum(len(t.content) for t in conv.turns), bool(conv.images))
+            while len(self._measured) > 8192:
+                self._measured.popitem(last=False)
+        return self._measured[draw]
+
+    def length(self, draw: Draw) -> int:
+        return self.measure(draw)[0]
+
+    def multimodal(self, draw: Draw) -> bool:
+        return self.measure(draw)[1]
+
+    def __getitem__(self, request: Request) -> tuple[Batch, dict[str, Any]]:
+        examples = [self.processor.encode(self.conversation(d)) for d in request.draws]
+        return self.processor.collate(examples, self.padding_side, self.with_pixels), request.state
+
+
+def _as_is(item: Any) -> Any:
+    """The DataLoader's collate function: the dataset already returns whole batches."""
+    return item
+
+
+def make_loader(dataset: DrawDataset, sampler: RankBatchSampler, num_workers: int = 0) -> DataLoader:
+    """A DataLoader yielding (Batch, sampler state) pairs, encoded by `num_workers` processes (0: inline)."""
+    if num_workers:
+        # HF tokenizers disable their thread pool in a forked worker and warn, unless told beforehand.
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return DataLoader(dataset, sampler=sampler, batch_size=None, collate_fn=_as_is, num_workers=num_workers,
+                      prefetch_factor=2 if num_workers else None)
+
+
+def _plain(value: Any) -> Any:
+    """Draw tuples -> lists, for JSON."""
+    if isinstance(value, dict):
+        return {k: _plain(v) if k in ("pending", "carry") else v for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
