@@ -88,7 +88,7 @@ class Pipeline:
                  meta: dict | None = None):
         self.model = model.eval()
         self.processor = processor
-        #: What the checkpoint recorded about its training (e.g. `prompt_style`, `trained_parts`).
+        #: What the checkpoint recorded about its training (e.g. `trained_parts`).
         self.meta = dict(meta or {})
         self.features = FeatureCache(model, processor, feature_cache_size)
         self._stop_criteria: dict[tuple[str, ...], StopStringCriteria] = {}

@@ -34,7 +34,7 @@ class StageStream:
     def __init__(self, stage: StageConfig, root: Path, processor: Processor, seed: int, rank: int = 0,
                  world_size: int = 1, group_by_length: bool = True, group_size: int = 16,
                  num_workers: int | None = 0, with_pixels: bool = True):
-        self.datasets = load_mixture(stage.data, root)  # TODO(merge): pass processor.image_spec
+        self.datasets = load_mixture(stage.data, root, processor.image_spec)
         self.sampler = MixtureSampler.from_config(stage.data, {n: len(d) for n, d in self.datasets.items()})
         log.info("stage %s: %s", stage.name, self.sampler.describe())
         self.dataset = DrawDataset(self.datasets, processor, "left", with_pixels)
