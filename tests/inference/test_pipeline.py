@@ -4,13 +4,10 @@ import os
 
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from vlit.data.conversation import Conversation
 from vlit.errors import VlitError
 from vlit.inference.pipeline import GenerationOptions, Pipeline
-from vlit.inference.stopping import StopCutter, cut_at_stop
 from vlit.models.feature_cache import image_key
 
 # Fixed-length answers: a random model's early stop would hide nothing, but fixed lengths compare every token.
@@ -174,28 +171,6 @@ def test_bad_options_and_conversations_are_clear_errors(pipe):
         Pipeline.from_pretrained("unused", device="gpu")
 
 
-def test_stop_cutter_holds_back_a_split_stop_string():
-    cutter = StopCutter(("<|im_end|>",))
-    out = [cutter.feed(c) for c in ("  hel", "lo <|im", "_end|> more", " text")] + [cutter.finish()]
-    assert out == ["hel", "lo", "", "", ""]
-
-
-_STOPS = ("<|im_end|>", "\n\n", "END")
-
-
-@settings(deadline=None)
-@given(st.lists(st.sampled_from(["a", " ", "\n", "<|im", "_end|>", "E", "ND", "xy", "<", "|"]), max_size=12),
-       st.data())
-def test_streamed_cut_equals_the_whole_cut(parts, data):
-    """However the text is chunked, streaming emits exactly what cutting the whole text gives."""
-    text = "".join(parts)
-    cuts = sorted(data.draw(st.lists(st.integers(0, len(text)), max_size=6)))
-    chunks = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
-    cutter = StopCutter(_STOPS)
-    streamed = "".join(cutter.feed(c) for c in chunks) + cutter.finish()
-    assert streamed == cut_at_stop(text, _STOPS).strip()
-
-
 def test_leaving_a_stream_early_stops_generation(pipe, red_image):
     steps = []
     pipe.model.llm.register_forward_hook(lambda module, args, out: steps.append(1))
@@ -204,3 +179,17 @@ def test_leaving_a_stream_early_stops_generation(pipe, red_image):
     next(stream)
     stream.close()  # what a server does when its client disconnects
     assert len(steps) < 50
+
+
+@pytest.mark.parametrize(("temperature", "top_p", "expected"), [
+    (None, None, {"do_sample": False}),
+    (0.0, 0.5, {"do_sample": False}),
+    (None, 1.0, {"do_sample": False}),
+    (0.7, None, {"do_sample": True, "temperature": 0.7, "top_p": 1.0}),
+    (None, 0.9, {"do_sample": True, "temperature": 1.0, "top_p": 0.9}),
+    (1.2, 0.5, {"do_sample": True, "temperature": 1.2, "top_p": 0.5}),
+])
+def test_one_sampling_rule_for_the_cli_the_api_and_the_demo(temperature, top_p, expected):
+    assert GenerationOptions.sampling(temperature, top_p) == expected
+    with pytest.raises(VlitError, match="temperature: must be > 0"):
+        GenerationOptions(**GenerationOptions.sampling(-1.0, None))

@@ -17,8 +17,6 @@ def _stage(cfg, train, lr=1e-2):
     return dataclasses.replace(base, train=train, lr=dict.fromkeys(train, lr))
 
 
-
-
 @pytest.mark.parametrize("train", [["connector"], ["connector", "lora"], ["connector", "llm"], ["vision"],
                                    ["vision", "connector", "llm"]])
 def test_apply_stage_freezes_exactly_the_named_parts(train_config, train):

@@ -8,6 +8,7 @@ a built quickstart folder (every dataset of its manifest), or a single vlit data
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -17,6 +18,7 @@ import yaml
 from vlit.config import ConfigError, from_dict
 from vlit.config.data import PromptStyle
 from vlit.config.loader import load_text
+from vlit.config.model import StyleName
 from vlit.data.loading.transforms import ImageSpec
 from vlit.data.prompting.tasks import SCORABLE_TYPES, task_spec
 from vlit.errors import VlitError
@@ -48,28 +50,66 @@ class BenchmarkConfig:
     """vlit datasets: only rows of these task types (default: every type a metric scores, `SCORABLE_TYPES`)."""
 
 
+Reader = Callable[["BenchmarkConfig", PromptStyle, StyleName, int, "ImageSpec | None"], list[EvalSample]]
+"""(benchmark, style, the style to render in, seed, frame) -> samples: one per format in `READERS`."""
+
+
+def _vlit(bench: BenchmarkConfig, style: PromptStyle, render: StyleName, seed: int,
+          frame: ImageSpec | None) -> list[EvalSample]:
+    from vlit.evaluation.loaders import load_vlit_dataset
+
+    return load_vlit_dataset(bench.path, bench.image_root, style, bench.types or SCORABLE_TYPES, seed, frame)
+
+
+def _llava_questions(bench: BenchmarkConfig, style: PromptStyle, render: StyleName, seed: int,
+                     frame: ImageSpec | None) -> list[EvalSample]:
+    from vlit.evaluation.loaders import load_llava_questions
+
+    # LLaVA's question files hold the whole prompt already: asked as written, whatever the style.
+    return load_llava_questions(bench.path, bench.image_root, bench.annotations, bench.task or "vqa")
+
+
+def _vqav2(bench: BenchmarkConfig, style: PromptStyle, render: StyleName, seed: int,
+           frame: ImageSpec | None) -> list[EvalSample]:
+    from vlit.evaluation.coco import load_vqav2
+
+    if bench.annotations is None:
+        raise VlitError(f"benchmark {bench.name}: annotations: a VQAv2 benchmark needs its annotations file")
+    return load_vqav2(bench.path, bench.annotations, bench.image_root, render)
+
+
+def _scienceqa(bench: BenchmarkConfig, style: PromptStyle, render: StyleName, seed: int,
+               frame: ImageSpec | None) -> list[EvalSample]:
+    from vlit.evaluation.loaders import load_scienceqa
+
+    return load_scienceqa(bench.path, bench.image_root, style=render)
+
+
+def _refexp(bench: BenchmarkConfig, style: PromptStyle, render: StyleName, seed: int,
+            frame: ImageSpec | None) -> list[EvalSample]:
+    from vlit.evaluation.coco import load_refexp
+
+    return load_refexp(bench.path, bench.image_root, style=render)
+
+
+def _coco_captions(bench: BenchmarkConfig, style: PromptStyle, render: StyleName, seed: int,
+                   frame: ImageSpec | None) -> list[EvalSample]:
+    from vlit.evaluation.coco import load_coco_captions
+
+    return load_coco_captions(bench.path, bench.image_root, render)
+
+
+READERS: dict[str, Reader] = {"vlit": _vlit, "llava_questions": _llava_questions, "vqav2": _vqav2,
+                              "scienceqa": _scienceqa, "refexp": _refexp, "coco_captions": _coco_captions}
+"""Each benchmark format (`Format`) and the reader of its files: a new format is one reader and one entry."""
+
+
 def load_samples(bench: BenchmarkConfig, style: PromptStyle, seed: int = 0,
                  frame: ImageSpec | None = None) -> list[EvalSample]:
     """The benchmark's samples in `style` (already resolved from `auto`); boxes in questions are named in
     `frame`, the model's image input (None: on the original image)."""
-    from vlit.evaluation import coco, loaders
-
-    render_style = "llava15" if style == "as_is" else style
-    if bench.format == "vlit":
-        samples = loaders.load_vlit_dataset(bench.path, bench.image_root, style, bench.types or SCORABLE_TYPES, seed,
-                                            frame)
-    elif bench.format == "llava_questions":
-        samples = loaders.load_llava_questions(bench.path, bench.image_root, bench.annotations, bench.task or "vqa")
-    elif bench.format == "vqav2":
-        if bench.annotations is None:
-            raise VlitError(f"benchmark {bench.name}: annotations: a VQAv2 benchmark needs its annotations file")
-        samples = coco.load_vqav2(bench.path, bench.annotations, bench.image_root, render_style)
-    elif bench.format == "scienceqa":
-        samples = loaders.load_scienceqa(bench.path, bench.image_root, style=render_style)
-    elif bench.format == "refexp":
-        samples = coco.load_refexp(bench.path, bench.image_root, style=render_style)
-    else:
-        samples = coco.load_coco_captions(bench.path, bench.image_root, render_style)
+    render: StyleName = "llava15" if style == "as_is" else style
+    samples = READERS[bench.format](bench, style, render, seed, frame)
     return samples[: bench.max_samples] if bench.max_samples is not None else samples
 
 

@@ -11,7 +11,7 @@ from vlit.data.conversation import Conversation
 from vlit.data.reading.images import load_image
 from vlit.errors import VlitError
 from vlit.inference.grounding import GroundedBox, parse_grounding, save_grounding
-from vlit.inference.pipeline import Pipeline
+from vlit.inference.pipeline import GenerationOptions, Pipeline
 from vlit.inference.session import ChatState
 from vlit.inference.tasks import TASKS, with_task
 
@@ -48,14 +48,9 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
 
 
 def generation_options(args: argparse.Namespace) -> dict:
-    # Temperature 0 means greedy decoding (as in OpenAI's API); any other temperature or a top_p samples.
-    sampling = args.temperature != 0 and (args.temperature is not None or args.top_p is not None)
-    options = {"max_new_tokens": args.max_new_tokens, "num_beams": args.num_beams, "seed": args.seed,
-               "stop": tuple(args.stop), "do_sample": sampling}
-    if sampling:
-        options |= {"temperature": 1.0 if args.temperature is None else args.temperature,
-                    "top_p": 1.0 if args.top_p is None else args.top_p}
-    return options
+    """The `GenerationOptions` fields the generation arguments give (sampling by `GenerationOptions.sampling`)."""
+    return {"max_new_tokens": args.max_new_tokens, "num_beams": args.num_beams, "seed": args.seed,
+            "stop": tuple(args.stop), **GenerationOptions.sampling(args.temperature, args.top_p)}
 
 
 def load_pipeline(args: argparse.Namespace) -> Pipeline:

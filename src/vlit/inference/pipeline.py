@@ -60,6 +60,18 @@ class GenerationOptions:
         if any(not s for s in self.stop):
             raise VlitError("stop: stop strings must not be empty")
 
+    @staticmethod
+    def sampling(temperature: float | None, top_p: float | None) -> dict:
+        """OpenAI's two sampling fields -> the `do_sample`, `temperature`, `top_p` fields: one rule for the
+        CLI, the API and the demo. Greedy unless asked to sample: neither field, or temperature 0, is greedy
+        (vlit's default, unlike OpenAI's temperature 1, so that answers repeat); any other temperature samples
+        at it (a negative one is then refused by validation); a top_p below 1 given alone samples at
+        temperature 1."""
+        if temperature == 0 or (temperature is None and (top_p is None or top_p >= 1)):
+            return {"do_sample": False}
+        return {"do_sample": True, "temperature": 1.0 if temperature is None else temperature,
+                "top_p": 1.0 if top_p is None else top_p}
+
     @classmethod
     def make(cls, **options) -> GenerationOptions:
         """Options from keyword arguments; an unknown name is a VlitError naming it."""

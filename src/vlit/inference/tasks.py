@@ -8,11 +8,6 @@ from vlit.data.prompting.tasks import TASKS as TASK_SPECS
 TASKS: tuple[str, ...] = tuple(dict.fromkeys(s.identifier for s in TASK_SPECS.values() if s.identifier))
 """The identifiers a question may start with, written `[task]` (FORMATS.md), in task-spec order."""
 
-GROUNDING_TASKS: frozenset[str] = frozenset(s.identifier for s in TASK_SPECS.values()
-                                            if s.identifier and s.answers_with_boxes)
-"""Tasks whose answers carry boxes worth parsing and drawing."""
-
-
 def with_task(question: str, task: str | None) -> str:
     """The question with its `[task]` identifier in front (unchanged when `task` is None)."""
     if task is not None and task not in TASKS:

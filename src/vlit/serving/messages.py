@@ -39,7 +39,7 @@ def prepare(request: ChatRequest, settings: ServerSettings) -> Prepared:
 
 
 def generation_options(request: ChatRequest, settings: ServerSettings) -> GenerationOptions:
-    """OpenAI's sampling fields -> vlit's: temperature 0 (or none given) is greedy, > 0 samples."""
+    """OpenAI's fields -> vlit's, with the server's limits; sampling as `GenerationOptions.sampling` decides."""
     if request.n != 1:
         raise APIError(400, f"n: only n=1 is supported, got {request.n}", "n")
     param = "max_completion_tokens" if request.max_completion_tokens is not None else "max_tokens"
@@ -47,13 +47,10 @@ def generation_options(request: ChatRequest, settings: ServerSettings) -> Genera
     if max_tokens > settings.max_tokens_limit:
         raise APIError(400, f"{param}: {max_tokens} is over this server's limit of {settings.max_tokens_limit} "
                             "(--max-tokens-limit)", param)
-    temperature, top_p = request.temperature, request.top_p
-    # Greedy unless asked to sample: a top_p below 1 without a temperature asks for sampling at temperature 1.
-    sampling = (temperature or 0) > 0 or (temperature is None and top_p is not None and top_p < 1)
-    options = {"max_new_tokens": max_tokens, "stop": request.stops}
-    if sampling:
-        options |= {"do_sample": True, "temperature": temperature or 1.0, "top_p": top_p or 1.0,
-                    "seed": request.seed}
+    sampling = GenerationOptions.sampling(request.temperature, request.top_p)
+    # A seed only matters when sampling; greedy requests that differ only in it still share a batch.
+    seed = request.seed if sampling["do_sample"] else None
+    options = {"max_new_tokens": max_tokens, "stop": request.stops, "seed": seed, **sampling}
     try:
         return GenerationOptions(**options)
     except VlitError as e:

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from vlit.data.loading.transforms import ImageSpec, square_geometry, to_square
+from vlit.data.prompting import boxes as bx
 
 RED = (255, 0, 0)
 
@@ -21,6 +22,21 @@ def _red_bbox(image: Image.Image) -> tuple[int, int, int, int]:
     a = np.asarray(image.convert("RGB")).astype(int)
     ys, xs = np.nonzero((a[..., 0] > 180) & (a[..., 2] < 100))
     return xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+
+
+def _assert_tracks(image: Image.Image, box, tol: float = 1.5):
+    """The transformed box and the red pixels of the transformed image agree within `tol` pixels."""
+    got = _red_bbox(image)
+    assert got == pytest.approx(box, abs=tol), (got, box)
+
+
+@pytest.mark.parametrize("mode", ["stretch", "pad", "crop"])
+@pytest.mark.parametrize(("w", "h"), [(300, 200), (160, 320)])
+def test_boxes_follow_to_square(mode, w, h):
+    box = (w // 2 - 30, h // 2 - 25, w // 2 + 20, h // 2 + 35)  # central, so the crop keeps it
+    out, geo = to_square(_drawn(w, h, box), ImageSpec(224, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), mode))
+    _assert_tracks(out, bx.transform_boxes([box], geo)[0])
+    assert bx.iou(geo.inverse(geo.forward(box)), box) == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("mode", ["stretch", "pad", "crop"])

@@ -22,6 +22,7 @@ from itertools import islice
 from typing import Any, NamedTuple
 
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader
 
 from vlit.data.conversation import Conversation
@@ -30,6 +31,7 @@ from vlit.data.loading.batching import LengthGroupedBatches
 from vlit.data.loading.dataset import LoadedDataset
 from vlit.data.loading.mixture import Draw, MixtureSampler
 from vlit.data.loading.processor import Processor
+from vlit.data.reading.images import resolve_image_path
 
 
 class Request(NamedTuple):
@@ -105,7 +107,8 @@ class DrawDataset(torch.utils.data.Dataset):
         """The drawn item as rendered in its epoch, image paths made absolute."""
         dataset = self.datasets[draw.dataset]
         conv = dataset.get(draw.index, draw.epoch)
-        images = [str(dataset.image_root / ref) if isinstance(ref, str) else ref for ref in conv.images]
+        images = [ref if isinstance(ref, Image.Image) else str(resolve_image_path(ref, dataset.image_root))
+                  for ref in conv.images]
         return Conversation(conv.turns, images, conv.id, conv.meta)
 
     def measure(self, draw: Draw) -> tuple[int, bool]:

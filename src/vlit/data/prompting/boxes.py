@@ -168,28 +168,6 @@ def clip_box(box: Sequence[float], width: float, height: float) -> Box:
             min(width, max(0.0, x2)), min(height, max(0.0, y2)))
 
 
-def resize_geometry(width: float, height: float, new_width: float, new_height: float) -> Geometry:
-    """`image.resize((new_width, new_height))`."""
-    return Geometry(new_width / width, new_height / height, 0.0, 0.0, new_width, new_height)
-
-
-def crop_geometry(left: float, top: float, right: float, bottom: float) -> Geometry:
-    """`image.crop((left, top, right, bottom))`."""
-    return Geometry(1.0, 1.0, -left, -top, right - left, bottom - top)
-
-
-def pad_geometry(width: float, height: float, left: float, top: float, right: float, bottom: float) -> Geometry:
-    """Pasting a width x height image at (left, top) on a canvas grown by the four margins."""
-    return Geometry(1.0, 1.0, left, top, width + left + right, height + top + bottom)
-
-
-def compose(first: Geometry, then: Geometry) -> Geometry:
-    """The geometry of applying `first`, then `then`."""
-    return Geometry(first.scale_x * then.scale_x, first.scale_y * then.scale_y,
-                    first.offset_x * then.scale_x + then.offset_x, first.offset_y * then.scale_y + then.offset_y,
-                    then.out_w, then.out_h)
-
-
 def transform_boxes(boxes: Iterable[Sequence[float]], geometry: Geometry, clip: bool = True) -> list[Box]:
     """Map pixel boxes of the original through `geometry`; `clip` keeps them inside the output image (a box
     cropped away entirely becomes empty rather than vanishing, so indices stay aligned with labels)."""

@@ -63,10 +63,6 @@ class BoxText:
             return bx.format_grid_box(bx.to_grid(box, width, height))
         return bx.format_unit_box(bx.to_unit(box, width, height))
 
-    def read(self, text: str, width: float, height: float, frame: ImageSpec | None = None) -> list[bx.Found]:
-        """The boxes of an answer in pixels of the original image (the lenient reader reads either syntax)."""
-        return bx.read_boxes(text, width, height, frame)
-
 
 GRID = BoxText("grid", bx.DELIM, lambda phrase, box: f"<p>{phrase}</p> {box}")
 UNIT = BoxText("unit", ", ", lambda phrase, box: f"{phrase} {box}")

@@ -43,11 +43,6 @@ class TaskSpec:
     one_box: bool = False
     """The record holds exactly one box (the task asks about or for a single region)."""
 
-    @property
-    def answers_with_boxes(self) -> bool:
-        """The answer names boxes (worth reading back and drawing)."""
-        return self.prompt in ("refer", "detection", "grounded_caption")
-
 
 def _specs(*specs: TaskSpec) -> dict[str, TaskSpec]:
     return {s.name: s for s in specs}
