@@ -21,6 +21,7 @@ from vlit.config.loader import load_text
 from vlit.config.model import StyleName
 from vlit.data.loading.transforms import ImageSpec
 from vlit.data.prompting.tasks import SCORABLE_TYPES, task_spec
+from vlit.data.reading.rows import iter_raw_rows
 from vlit.errors import VlitError
 from vlit.evaluation.samples import EvalSample, EvalTask
 
@@ -181,10 +182,10 @@ def _from_yaml(path: Path, max_samples: int | None) -> list[BenchmarkConfig]:
 
 
 def _looks_like_questions(path: Path) -> bool:
-    with path.open() as f:
-        first = f.readline().strip()
+    """Whether the file's first row is a LLaVA evaluation question (`question_id` and `text`)."""
     try:
-        row = json.loads(first)
-    except json.JSONDecodeError:
+        first = next(iter_raw_rows(path), None)
+    except VlitError:
         return False
+    row = None if first is None else first.value
     return isinstance(row, dict) and "question_id" in row and "text" in row
