@@ -20,6 +20,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -35,8 +36,6 @@ from vlit.models.vlm import VisionLanguageModel
 
 FORMAT_VERSION = 1
 
-_file_keys: dict[tuple[str, int, int], str] = {}
-_file_keys_lock = threading.Lock()
 
 
 def encoder_key(cfg: ModelConfig, spec: ImageSpec) -> str:
@@ -60,14 +59,14 @@ def image_key(ref: ImageRef, root: Path | None = None) -> str:
     except OSError:
         # Loading will fail with a clear ImageError naming the file; the key only needs to be distinct.
         return f"missing:{path}"
-    memo = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    with _file_keys_lock:
-        key = _file_keys.get(memo)
-    if key is None:
-        key = hashlib.sha1(path.read_bytes()).hexdigest()
-        with _file_keys_lock:
-            _file_keys[memo] = key
-    return key
+    return _file_sha1(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=1 << 16)
+def _file_sha1(path: str, size: int, mtime_ns: int) -> str:
+    """The sha1 of a file's bytes, memoised by (path, size, mtime): an edited file gets a new key. Bounded, so
+    a 665k-image dataset does not keep every path in memory (a re-hash costs one read of the file)."""
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
 
 
 def encode_images(model: VisionLanguageModel, processor: Processor, images: Sequence[ImageRef]) -> torch.Tensor:

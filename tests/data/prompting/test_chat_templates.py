@@ -80,3 +80,9 @@ def test_labels_cover_exactly_the_assistant_turns(debug_model, name):
     assert example.input_ids.count(model.image_token_id) == model.num_image_tokens
     assert all(lab == IGNORE_INDEX for tok, lab in zip(example.input_ids, example.labels, strict=True)
                if tok == model.image_token_id)
+
+
+def test_vicuna_v1_system_line_is_llava15s():
+    # LLaVA-1.5's conv_vicuna_v1, word for word ("human" is the older v0 template's wording).
+    assert VICUNA_SYSTEM == ("A chat between a curious user and an artificial intelligence assistant. The assistant "
+                             "gives helpful, detailed, and polite answers to the user's questions.")

@@ -15,9 +15,11 @@ from vlit.data.conversation import IMAGE_TOKEN, Conversation
 from vlit.errors import VlitError
 
 VICUNA_SYSTEM = (
-    "A chat between a curious human and an artificial intelligence assistant. "
-    "The assistant gives helpful, detailed, and polite answers to the human's questions."
+    "A chat between a curious user and an artificial intelligence assistant. "
+    "The assistant gives helpful, detailed, and polite answers to the user's questions."
 )
+"""LLaVA-1.5's `conv_vicuna_v1` system line (the "curious human ... human's questions" text is LLaVA's older v0
+template; a published LLaVA-1.5 checkpoint asked with it answers differently)."""
 
 
 @dataclass(frozen=True)
