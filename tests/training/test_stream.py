@@ -83,3 +83,23 @@ def test_each_rank_encodes_only_its_rows_of_the_global_batch(train_config, debug
     for rank in range(2):
         for a, b in zip(whole, ranks[rank], strict=True):
             assert _rows(b) == _rows(a)[rank::2] and len(b) == stage.batch_size
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_missing_image_is_one_line_from_a_worker_too(train_config, debug_model, tmp_path, workers):
+    import shutil
+
+    from vlit.errors import VlitError
+
+    _, processor = debug_model
+    root = tmp_path / "data"
+    shutil.copytree(train_config.data.root, root)
+    for image in (root / "fmnist_caption" / "images" / "train").glob("*.png"):
+        image.unlink()
+    for image in (root / "scenes_caption" / "images" / "train").glob("*.png"):
+        image.unlink()
+    config = dataclasses.replace(train_config, data=dataclasses.replace(train_config.data, root=str(root)))
+    with pytest.raises(VlitError) as caught:
+        list(islice(_stream(config, processor, 0, workers), 4))
+    message = str(caught.value)
+    assert message.endswith(": no such file") and "\n" not in message and "Traceback" not in message

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vlit import __version__
-from vlit.config import ModelConfig, from_dict, to_dict
+from vlit.config import ConfigError, ModelConfig, from_dict, to_dict
 from vlit.data.loading.processor import Processor
 from vlit.errors import VlitError
 from vlit.models.build import build_model
@@ -71,7 +71,10 @@ def read_checkpoint_config(folder: str | Path) -> tuple[ModelConfig, dict]:
     if isinstance(model, dict) and "prompt_style" not in model and "prompt_style" in meta:
         # Written before the model config held the style: it was a top-level guess from the training data.
         model = {**model, "prompt_style": meta["prompt_style"]}
-    return from_dict(ModelConfig, model, "model"), meta
+    try:
+        return from_dict(ModelConfig, model, "model"), meta
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
 
 
 def load_weights(model: VisionLanguageModel, path: Path, parts: list[str]) -> None:

@@ -14,7 +14,7 @@ from vlit.config import StageConfig
 from vlit.data.loading.batch import Batch
 from vlit.data.loading.batching import LengthGroupedBatches
 from vlit.data.loading.dataset import load_mixture
-from vlit.data.loading.loader import DrawDataset, PlainBatches, RankBatchSampler, make_loader
+from vlit.data.loading.loader import DrawDataset, PlainBatches, RankBatchSampler, load_batches
 from vlit.data.loading.mixture import MixtureSampler
 from vlit.data.loading.processor import Processor
 
@@ -53,7 +53,7 @@ class StageStream:
 
     def __iter__(self) -> Iterator[tuple[Batch, dict[str, Any]]]:
         """Starts the workers; the batches follow the sampler's current position."""
-        return iter(make_loader(self.dataset, self.batch_sampler, self.num_workers))
+        return load_batches(self.dataset, self.batch_sampler, self.num_workers)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue after the batch whose state this is. (No `state_dict()`: the sampler's own position is

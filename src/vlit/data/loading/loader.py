@@ -32,6 +32,13 @@ from vlit.data.loading.dataset import LoadedDataset
 from vlit.data.loading.mixture import Draw, MixtureSampler
 from vlit.data.loading.processor import Processor
 from vlit.data.reading.images import resolve_image_path
+from vlit.errors import VlitError
+
+
+class BadData(NamedTuple):
+    """A batch that could not be encoded (a bad row or image): its one-line message."""
+
+    message: str
 
 
 class Request(NamedTuple):
@@ -127,9 +134,14 @@ class DrawDataset(torch.utils.data.Dataset):
     def multimodal(self, draw: Draw) -> bool:
         return self.measure(draw)[1]
 
-    def __getitem__(self, request: Request) -> tuple[Batch, dict[str, Any]]:
-        examples = [self.processor.encode(self.conversation(d)) for d in request.draws]
-        return self.processor.collate(examples, self.padding_side, self.with_pixels), request.state
+    def __getitem__(self, request: Request) -> tuple[Batch | BadData, dict[str, Any]]:
+        try:
+            examples = [self.processor.encode(self.conversation(d)) for d in request.draws]
+            return self.processor.collate(examples, self.padding_side, self.with_pixels), request.state
+        except VlitError as e:
+            # Returned, not raised: torch re-raises a worker's exception with the worker's traceback folded
+            # into its message, and a bad image or row must reach the user as its one line.
+            return BadData(str(e)), request.state
 
 
 def _as_is(item: Any) -> Any:
@@ -137,13 +149,19 @@ def _as_is(item: Any) -> Any:
     return item
 
 
-def make_loader(dataset: DrawDataset, sampler: RankBatchSampler, num_workers: int = 0) -> DataLoader:
-    """A DataLoader yielding (Batch, sampler state) pairs, encoded by `num_workers` processes (0: inline)."""
+def load_batches(dataset: DrawDataset, sampler: RankBatchSampler,
+                 num_workers: int = 0) -> Iterator[tuple[Batch, dict[str, Any]]]:
+    """(Batch, sampler state) pairs from a DataLoader whose `num_workers` processes (0: inline) encode them;
+    a bad row or image raises its one-line VlitError here, in the training process."""
     if num_workers:
         # HF tokenizers disable their thread pool in a forked worker and warn, unless told beforehand.
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    return DataLoader(dataset, sampler=sampler, batch_size=None, collate_fn=_as_is, num_workers=num_workers,
-                      prefetch_factor=2 if num_workers else None)
+    loader = DataLoader(dataset, sampler=sampler, batch_size=None, collate_fn=_as_is, num_workers=num_workers,
+                        prefetch_factor=2 if num_workers else None)
+    for batch, state in loader:
+        if isinstance(batch, BadData):
+            raise VlitError(batch.message)
+        yield batch, state
 
 
 def _plain(value: Any) -> Any:
