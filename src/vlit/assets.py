@@ -112,10 +112,13 @@ def minilm_path() -> Path:
     return folder
 
 
-@lru_cache(maxsize=1)
-def qformer_tokenizer() -> PreTrainedTokenizerBase:
-    """MiniLM's uncased WordPiece tokenizer (vocab 30522, pad id 0): tokenizes instructions for the Q-Former,
-    whichever its init."""
+@lru_cache(maxsize=4)
+def qformer_tokenizer(name: str | None = None) -> PreTrainedTokenizerBase:
+    """The Q-Former's instruction tokenizer: `name` (InstructBLIP's own, with `[DEC]` and left truncation, from
+    its `qformer_tokenizer` subfolder), else MiniLM's uncased WordPiece (vocab 30522, pad id 0)."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(minilm_path())
+    try:
+        return AutoTokenizer.from_pretrained(name or minilm_path())
+    except OSError as e:
+        raise VlitError(f"connector.tokenizer: cannot load {name!r} ({str(e).splitlines()[0]})") from None

@@ -7,9 +7,16 @@ from typing import Any, Literal
 
 from vlit.config.loader import ConfigError
 
-PartSource = Literal["packaged", "hub", "random"]
+PartSource = Literal["packaged", "hub", "random", "stored"]
 """Where a part's weights come from: a part that ships inside a pip package, a Hugging Face hub id or local
-folder, or a fresh random init from `random_config` (tests and the debug recipe)."""
+folder, a fresh random init from `random_config` (tests and the debug recipe), or the checkpoint itself
+(`stored`: built from `random_config`, then loaded from the checkpoint's weights, as a converted MiniGPT-v2 EVA
+tower that exists in no transformers folder)."""
+
+KeyMapping = dict[str, str]
+"""transformers' `from_pretrained(key_mapping=...)`: regex -> replacement on the checkpoint's weight names. A
+published model holds several parts in one checkpoint (LLaVA's `model.vision_tower.*`, InstructBLIP's
+`language_model.*`); the mapping names the part's own weights and brings them to the part's names."""
 
 
 @dataclass
@@ -32,12 +39,18 @@ class VisionConfig:
     resize: Literal["stretch", "pad", "crop"] = "stretch"
     """How an image becomes square: stretch (MiniGPT-v2), pad with the mean colour (LLaVA-1.5), or resize the
     short side and centre-crop (CLIP's own preprocessing)."""
+    post_layernorm: bool = False
+    """Apply the tower's own final LayerNorm to the chosen layer: MiniGPT-v2's frozen `ln_vision` (BLIP-2's
+    EVA ViT-g, whose `post_layernorm` transformers' conversion filled from LAVIS's `ln_vision`)."""
+    key_mapping: KeyMapping = field(default_factory=dict)
+    """hub: where the tower's weights sit in a checkpoint of several parts (see `KeyMapping`); empty for a
+    vision model's own folder."""
 
     def __post_init__(self) -> None:
         if self.source == "packaged" and self.name != "efficientnet-lite0":
             raise ConfigError(f"name: packaged vision encoder {self.name!r} unknown (have: efficientnet-lite0)")
-        if self.source == "random" and not self.random_config:
-            raise ConfigError("random_config: required when source is 'random'")
+        if self.source in ("random", "stored") and not self.random_config:
+            raise ConfigError(f"random_config: required when source is {self.source!r}")
         if self.image_size is not None and self.image_size < 16:
             raise ConfigError(f"image_size: {self.image_size} is too small (>= 16)")
 
@@ -69,8 +82,16 @@ class QFormerConnectorConfig:
 
     kind: Literal["qformer"] = "qformer"
     num_queries: int = 32
-    init: Literal["minilm", "random"] = "minilm"
-    """`minilm`: start from the packaged all-MiniLM-L6-v2 BERT weights (only cross-attention is fresh)."""
+    init: str = "minilm"
+    """`minilm`: start from the packaged all-MiniLM-L6-v2 BERT weights (only cross-attention is fresh);
+    `random`; or a BERT hub id / folder of the Q-Former's size (`bert-base-uncased`, as LAVIS starts its
+    Q-Former). A model started from a checkpoint (`model.init_from`) then loads the checkpoint's weights over
+    it; only what the checkpoint lacks keeps this init (BLIP-2's Q-Former has no instruction embeddings)."""
+    tokenizer: str | None = None
+    """The instruction's tokenizer (hub id or folder, e.g. InstructBLIP's `qformer_tokenizer` subfolder); None
+    is the packaged MiniLM's (uncased WordPiece, 30522 words)."""
+    vocab_size: int = 30522
+    """Rows of the instruction embedding: 30522 for MiniLM / BERT, 30523 for InstructBLIP's (with `[DEC]`)."""
     hidden_size: int = 384
     num_layers: int = 6
     num_heads: int = 12
@@ -78,10 +99,16 @@ class QFormerConnectorConfig:
     cross_attention_frequency: int = 1
     """A cross-attention block every this many layers (BLIP-2 uses 2 with 12 layers)."""
     instruction_aware: bool = True
-    """False is InstructBLIP's ablation: the queries never see the instruction."""
+    """False is BLIP-2's Q-Former (transformers' `Blip2QFormerModel`), InstructBLIP's ablation: the queries
+    never see the instruction."""
     max_instruction_tokens: int = 128
+    vision_norm_eps: float = 1e-5
+    """Epsilon of `ln_vision`, the LayerNorm over the vision features: LAVIS's 1e-5; transformers' BLIP-2 /
+    InstructBLIP hold it as the vision tower's `post_layernorm`, with the tower's 1e-6."""
 
     def __post_init__(self) -> None:
+        if not self.init:
+            raise ConfigError("init: 'minilm', 'random' or a BERT hub id / folder")
         if self.init == "minilm" and (self.hidden_size, self.num_layers, self.num_heads) != (384, 6, 12):
             raise ConfigError("init: 'minilm' needs hidden_size 384, num_layers 6, num_heads 12")
         if self.hidden_size % self.num_heads:
@@ -112,12 +139,18 @@ class LLMConfig:
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     attn_implementation: str | None = None
     """e.g. `sdpa` or `flash_attention_2`; None lets transformers choose."""
+    key_mapping: KeyMapping = field(default_factory=dict)
+    """hub: where the LLM's weights sit in a checkpoint of several parts (see `KeyMapping`); its config is the
+    checkpoint's `text_config`. Empty for a causal LM's own folder."""
+    model_type: str | None = None
+    """hub: read the folder's config.json as this transformers model type; LLaVA's original checkpoints say
+    `llava_llama`, which is a `llama` with a projector beside it."""
 
     def __post_init__(self) -> None:
         if self.source == "packaged" and self.name != "smollm2-135m-instruct":
             raise ConfigError(f"name: packaged LLM {self.name!r} unknown (have: smollm2-135m-instruct)")
-        if self.source == "random" and not self.random_config:
-            raise ConfigError("random_config: required when source is 'random'")
+        if self.source in ("random", "stored") and not self.random_config:
+            raise ConfigError(f"random_config: required when source is {self.source!r}")
 
 
 @dataclass
@@ -137,7 +170,7 @@ class LoRAConfig:
             raise ConfigError("target_modules: name at least one module")
 
 
-ChatTemplateName = Literal["llm", "vicuna_v1", "llama2_inst", "chatml", "plain"]
+ChatTemplateName = Literal["llm", "vicuna_v1", "llama2_inst", "chatml", "plain", "instructblip"]
 StyleName = Literal["instructblip", "llava15", "minigptv2"]
 """The prompt styles of `vlit.data.prompting.styles.STYLES`."""
 
@@ -151,7 +184,7 @@ class ModelConfig:
     llm: LLMConfig = field(default_factory=LLMConfig)
     template: ChatTemplateName = "llm"
     """`llm`: the LLM tokenizer's own chat template; or a named one (LLaVA's vicuna_v1, MiniGPT-v2's
-    llama2_inst, chatml, and LLaVA's stage-1 `plain`)."""
+    llama2_inst, chatml, LLaVA's stage-1 `plain`, and InstructBLIP's raw instruction after the query tokens)."""
     system_prompt: str | None = None
     """Replaces the template's default system prompt; an empty string means none."""
     lora: LoRAConfig | None = None
@@ -162,3 +195,6 @@ class ModelConfig:
     data is rendered in."""
     seed: int = 0
     """Seed of every freshly initialised weight (connector, random parts, LoRA), so a rebuild is identical."""
+    init_from: str | None = None
+    """A vlit checkpoint folder (`vlit import` or `vlit train` output) to start from: its model config is the
+    base that this section's fields override, and every weight it stores is loaded before training."""

@@ -6,11 +6,12 @@ from __future__ import annotations
 import logging
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from vlit.assets import llm_source
 from vlit.config import LLMConfig, LoRAConfig
 from vlit.errors import VlitError
+from vlit.models.loading import load_pretrained_part
 
 log = logging.getLogger(__name__)
 
@@ -30,17 +31,35 @@ def load_llm(cfg: LLMConfig) -> PreTrainedModel:
         log.warning("llm.dtype: this CPU has no bf16 matrix instructions; loading the LLM in float32")
         dtype = torch.float32
     kwargs = {"attn_implementation": cfg.attn_implementation} if cfg.attn_implementation else {}
-    if cfg.source == "random":
+    if cfg.source in ("random", "stored"):
         try:
             config = AutoConfig.for_model(cfg.name, **cfg.random_config)
         except ValueError as e:
             raise VlitError(f"llm.name: {e}") from None
         return AutoModelForCausalLM.from_config(config, dtype=dtype, **kwargs)
     name = llm_source(cfg)
-    try:
+    if cfg.source == "packaged":
         return AutoModelForCausalLM.from_pretrained(name, dtype=dtype, **kwargs)
-    except OSError as e:
-        raise VlitError(f"llm.name: cannot load {name!r} ({str(e).splitlines()[0]})") from None
+    config = llm_config(cfg)
+    model_class = AutoModelForCausalLM._model_mapping.get(type(config), None)
+    if model_class is None:
+        raise VlitError(f"llm.name: {name!r} holds a {config.model_type!r} model, not a causal LM")
+    return load_pretrained_part(model_class, name, config, cfg.key_mapping, "llm", dtype=dtype, **kwargs)
+
+
+def llm_config(cfg: LLMConfig) -> PretrainedConfig:
+    """The causal LM's transformers config: the folder's own, read as `model_type` when given, and the text
+    half of a checkpoint of several parts (LLaVA's, InstructBLIP's `text_config`)."""
+    try:
+        if cfg.model_type is not None:
+            raw, _ = PretrainedConfig.get_config_dict(cfg.name)
+            raw = {k: v for k, v in raw.items() if k not in ("model_type", "architectures", "auto_map")}
+            config = AutoConfig.for_model(cfg.model_type, **raw)
+        else:
+            config = AutoConfig.from_pretrained(cfg.name)
+    except (OSError, ValueError) as e:
+        raise VlitError(f"llm.name: cannot load {cfg.name!r} ({str(e).splitlines()[0]})") from None
+    return getattr(config, "text_config", None) or config
 
 
 def add_image_token(llm: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, token: str) -> int:

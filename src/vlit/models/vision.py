@@ -7,7 +7,7 @@ import dataclasses
 
 import torch
 from torch import nn
-from transformers import AutoConfig, PreTrainedModel
+from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 from transformers.image_processing_base import ImageProcessingMixin
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from transformers.models.auto.modeling_auto import MODEL_MAPPING
@@ -15,6 +15,7 @@ from transformers.models.auto.modeling_auto import MODEL_MAPPING
 from vlit.config import VisionConfig
 from vlit.data.loading.transforms import ImageSpec
 from vlit.errors import VlitError
+from vlit.models.loading import load_pretrained_part
 
 
 class VisionEncoder(nn.Module):
@@ -32,12 +33,16 @@ class HFVisionEncoder(VisionEncoder):
     """A transformers vision tower (CLIP, SigLIP, ...): the hidden states of one layer, CLS optionally dropped,
     exactly as LLaVA's `vision_feature_layer` / `vision_feature_select_strategy` take them."""
 
-    def __init__(self, model: PreTrainedModel, spec: ImageSpec, feature_layer: int, drop_cls: bool):
+    def __init__(self, model: PreTrainedModel, spec: ImageSpec, feature_layer: int, drop_cls: bool,
+                 post_layernorm: bool = False):
         super().__init__()
         self.model = model
         self.spec = spec
         self.feature_layer = feature_layer
         self.drop_cls = drop_cls
+        self.post_layernorm = post_layernorm
+        if post_layernorm and not isinstance(getattr(model, "post_layernorm", None), nn.LayerNorm):
+            raise VlitError(f"vision.post_layernorm: {type(model).__name__} has no post_layernorm")
         self.hidden_size = model.config.hidden_size
         with torch.no_grad():
             # One tiny forward tells the token count for any architecture (CLS or not, patch size, registers).
@@ -50,6 +55,8 @@ class HFVisionEncoder(VisionEncoder):
 
     def _select(self, outputs) -> torch.Tensor:
         hidden = outputs.hidden_states[self.feature_layer]
+        if self.post_layernorm:
+            hidden = self.model.post_layernorm(hidden)
         return hidden[:, 1:] if self.drop_cls else hidden
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -84,6 +91,15 @@ def _hub_spec(name: str, cfg: VisionConfig, size: int) -> ImageSpec:
     return ImageSpec(cfg.image_size or size, mean, std, cfg.resize)
 
 
+def _vision_class(config: PretrainedConfig) -> type[PreTrainedModel] | None:
+    """transformers' vision model class of a vision config. BLIP-2's and InstructBLIP's towers (EVA ViT-g) are
+    not in `MODEL_MAPPING` (they have no Auto class), so they are named here."""
+    from transformers import Blip2VisionConfig, Blip2VisionModel, InstructBlipVisionConfig, InstructBlipVisionModel
+
+    towers = {Blip2VisionConfig: Blip2VisionModel, InstructBlipVisionConfig: InstructBlipVisionModel}
+    return towers.get(type(config)) or MODEL_MAPPING.get(type(config), None)
+
+
 def load_vision(cfg: VisionConfig) -> VisionEncoder:
     """Build the encoder named by `cfg`, in eval mode (encoders are frozen unless a stage trains them)."""
     if cfg.source == "packaged":
@@ -93,26 +109,28 @@ def load_vision(cfg: VisionConfig) -> VisionEncoder:
                                    resize=cfg.resize)
         return EfficientNetEncoder(spec).eval()
     try:
-        if cfg.source == "random":
+        if cfg.source in ("random", "stored"):
             config = AutoConfig.for_model(cfg.name, **cfg.random_config)
         else:
             config = AutoConfig.from_pretrained(cfg.name)
     except (OSError, ValueError) as e:
         raise VlitError(f"vision.name: cannot load {cfg.name!r} ({str(e).splitlines()[0]})") from None
-    # A full CLIP/SigLIP checkpoint holds a text tower too; take the vision half and its own model class.
+    # A full CLIP/SigLIP checkpoint holds a text tower too, and a LLaVA / BLIP-2 one an LLM: take the vision
+    # half and its own model class.
     vision_config = getattr(config, "vision_config", config)
-    model_class = MODEL_MAPPING.get(type(vision_config), None)
+    model_class = _vision_class(vision_config)
     if model_class is None:
         raise VlitError(f"vision.name: {cfg.name!r} has no transformers vision model")
     if cfg.image_size is not None and cfg.image_size != vision_config.image_size:
         raise VlitError(
             f"vision.image_size: {cfg.name!r} takes {vision_config.image_size} px, not {cfg.image_size}"
         )
-    if cfg.source == "random":
+    if cfg.source in ("random", "stored"):
         model = model_class(vision_config)
+        # CLIP's statistics: BLIP-2's EVA (and so MiniGPT-v2's) normalises with them too.
         spec = ImageSpec(vision_config.image_size, tuple(OPENAI_CLIP_MEAN), tuple(OPENAI_CLIP_STD), cfg.resize)
     else:
-        model = model_class.from_pretrained(cfg.name)
+        model = load_pretrained_part(model_class, cfg.name, vision_config, cfg.key_mapping, "vision")
         spec = _hub_spec(cfg.name, cfg, vision_config.image_size)
-    encoder = HFVisionEncoder(model, spec, cfg.feature_layer, cfg.drop_cls)
+    encoder = HFVisionEncoder(model, spec, cfg.feature_layer, cfg.drop_cls, cfg.post_layernorm)
     return encoder.eval()

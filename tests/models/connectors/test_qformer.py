@@ -134,12 +134,12 @@ def minilm():
 
 
 def test_minilm_fills_everything_but_cross_attention(minilm):
-    from vlit.models.minilm import load_minilm, minilm_qformer_weights
+    from vlit.models.bert_init import load_bert, minilm_qformer_weights
 
     conn, bert = minilm
     weights, unused = minilm_qformer_weights()
     assert unused == ["pooler.dense.bias", "pooler.dense.weight"]
-    assert set(load_minilm(conn.qformer)) == _cross_attention_keys(6)
+    assert set(load_bert(conn.qformer)) == _cross_attention_keys(6)
     # What stays fresh in the connector: its own parts and the cross-attention.
     fresh = set(conn.state_dict()) - {f"qformer.{k}" for k in weights}
     assert fresh == {"query_tokens", "ln_vision.weight", "ln_vision.bias", "language_projection.weight",

@@ -30,3 +30,11 @@ class Connector(nn.Module, ABC):
     @abstractmethod
     def num_tokens(self, num_patches: int) -> int:
         """M, the number of tokens emitted for an image of `num_patches` visual tokens."""
+
+    def adapt_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A connector state read from a checkpoint of a related architecture, under this module's names
+        (identity for most connectors)."""
+        return state
+
+    #: Weights set from a pretrained init at build time that a checkpoint loaded over them may lack.
+    pretrained_keys: frozenset[str] = frozenset()

@@ -1,0 +1,37 @@
+"""Loading one part (a vision tower, an LLM) from a transformers folder, strictly.
+
+transformers' `from_pretrained` warns about missing weights and initialises them at random; a published model
+loaded that way with one renamed key would run, badly, with nothing to say why. Here a part's missing weight is
+an error naming the weights. Weights of *other* parts in the same checkpoint (a LLaVA folder holds the tower,
+the projector and the LLM) are expected and ignored: the `key_mapping` picks this part's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import PretrainedConfig, PreTrainedModel
+
+from vlit.errors import VlitError
+
+
+def load_pretrained_part(model_class: type[PreTrainedModel], name: str, config: PretrainedConfig,
+                         key_mapping: dict[str, str], part: str, **kwargs: Any) -> PreTrainedModel:
+    """`model_class.from_pretrained(name, config=config, key_mapping=...)`, refusing missing or misshapen
+    weights with one line that names them (`part` is the config section the user would fix)."""
+    try:
+        model, info = model_class.from_pretrained(name, config=config, key_mapping=key_mapping or None,
+                                                  output_loading_info=True, **kwargs)
+    except (OSError, ValueError) as e:
+        raise VlitError(f"{part}.name: cannot load {name!r} ({str(e).splitlines()[0]})") from None
+    # Tied weights (an LM head tied to the embeddings) are reported missing by some versions; they are not.
+    tied = set(getattr(model, "all_tied_weights_keys", None) or {})
+    missing = sorted(k for k in info.get("missing_keys", []) if k not in tied)
+    mismatched = sorted(str(k[0] if isinstance(k, tuple) else k) for k in info.get("mismatched_keys", []))
+    if missing or mismatched:
+        shown = ", ".join((missing + mismatched)[:4])
+        more = len(missing) + len(mismatched) - 4
+        raise VlitError(f"{part}.name: {name!r} does not hold the whole {model_class.__name__} "
+                        f"({'missing' if missing else 'wrong shape'}: {shown}{f' and {more} more' if more > 0 else ''}); "
+                        f"check {part}.key_mapping")
+    return model
