@@ -23,10 +23,11 @@ WEIGHTS_FILE = "model.safetensors"
 
 
 def parts_to_store(model: VisionLanguageModel, trained: list[str] | None = None) -> list[str]:
-    """The connector and LoRA adapters always; parts trained now or before (`trained`); random-init parts."""
+    """The connector and LoRA adapters always; parts trained now or before (`trained`, which includes what a
+    model started from a checkpoint took from it); random-init and stored parts."""
     cfg = model.config
     stored = {"connector", *trainable_parts(model), *(trained or [])}
-    stored |= {part for part in ("vision", "llm") if getattr(cfg, part).source == "random"}
+    stored |= {part for part in ("vision", "llm") if getattr(cfg, part).source in ("random", "stored")}
     if cfg.lora is not None:
         stored.add("lora")
     return [p for p in ("vision", "connector", "llm", "lora") if p in stored]
@@ -48,12 +49,19 @@ def save_model(model: VisionLanguageModel, folder: str | Path, trained: list[str
                extra: dict | None = None, state: dict[str, torch.Tensor] | None = None) -> Path:
     """Write a checkpoint folder. `trained` names parts trained by earlier stages but frozen now; `state` is
     the full state dict when the model's own is sharded (FSDP, DeepSpeed ZeRO-3)."""
+    parts = parts_to_store(model, trained)
+    return write_checkpoint(folder, model.config, part_state(model, parts, state), parts, extra)
+
+
+def write_checkpoint(folder: str | Path, cfg: ModelConfig, weights: dict[str, torch.Tensor], parts: list[str],
+                     extra: dict | None = None) -> Path:
+    """The two files of a checkpoint folder: `weights` (vlit names, exactly the stored `parts`) and config.json.
+    A model started from another checkpoint stores what it took from it, so `init_from` is not kept."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    parts = parts_to_store(model, trained)
-    save_file(dedupe_tensors(part_state(model, parts, state)), folder / WEIGHTS_FILE,
-              metadata={"format": "pt", "vlit": __version__})
-    meta = {"vlit_version": __version__, "model": to_dict(model.config), "stored_parts": parts, **(extra or {})}
+    save_file(dedupe_tensors(weights), folder / WEIGHTS_FILE, metadata={"format": "pt", "vlit": __version__})
+    model = {**to_dict(cfg), "init_from": None}
+    meta = {"vlit_version": __version__, "model": model, "stored_parts": list(parts), **(extra or {})}
     (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     return folder
 
