@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from vlit.data.conversation import Conversation, ImageRef
+from vlit.data.conversation import IMAGE_TOKEN, Conversation, ImageRef
 from vlit.data.loading.batch import Batch, SideInputBuilder
 from vlit.data.loading.transforms import ImageSpec, pixel_values
 from vlit.data.prompting.chat_templates import ChatTemplate
@@ -69,10 +69,19 @@ class Processor:
                 spans.append((pos, pos + len(s.text)))
             text += s.text
             pos += len(s.text)
+        lead = 0
+        if self.template.images_before_bos:
+            # [image tokens][BOS]text: the text is tokenized on its own, as transformers' BLIP processors do.
+            while text.startswith(IMAGE_TOKEN, lead * len(IMAGE_TOKEN)):
+                lead += 1
+            cut = lead * len(IMAGE_TOKEN)
+            text, spans = text[cut:], [(a - cut, b - cut) for a, b in spans]
         enc = self.tokenizer(text, add_special_tokens=not self.template.renders_bos,
                              return_offsets_mapping=True)
+        tokens = [self.image_token_id] * lead + list(enc["input_ids"])
+        offsets = [(0, 0)] * lead + list(enc["offset_mapping"])
         ids, labels = [], []
-        for token, (start, end) in zip(enc["input_ids"], enc["offset_mapping"], strict=True):
+        for token, (start, end) in zip(tokens, offsets, strict=True):
             if token == self.image_token_id:
                 ids += [token] * self.num_image_tokens
                 labels += [IGNORE_INDEX] * self.num_image_tokens

@@ -38,6 +38,9 @@ class ChatTemplate:
     renders_bos: bool = False
     #: Text between the assistant prefix and the answer that is learned with the answer.
     answer_prefix: str = ""
+    #: True when the image tokens come before the tokenizer's BOS (BLIP-2 / InstructBLIP); the processor then
+    #: tokenizes the text after them on its own, with special tokens, as transformers' processor does.
+    images_before_bos: bool = False
 
     @property
     def stop_strings(self) -> tuple[str, ...]:
@@ -157,6 +160,24 @@ class Plain(ChatTemplate):
 
 
 @dataclass(frozen=True)
+class InstructBlipPrompt(ChatTemplate):
+    """InstructBLIP / BLIP-2: the query tokens, then BOS, then the raw instruction; the answer follows with no
+    role words and ends with EOS (both learned), as LAVIS trains and transformers' processor asks. No system."""
+
+    images_before_bos: bool = True
+
+    def system_text(self, conversation: Conversation, system: str | None) -> str | None:
+        return None
+
+    def user(self, text: str, system: str | None) -> str:
+        images = IMAGE_TOKEN * text.count(IMAGE_TOKEN)
+        return images + text.replace(IMAGE_TOKEN, "").strip()
+
+    #: LAVIS tokenizes the answer on its own after the prompt; a space keeps a word-initial token for it.
+    answer_prefix: str = " "
+
+
+@dataclass(frozen=True)
 class LLMOwnTemplate(ChatTemplate):
     """The tokenizer's own Jinja chat template. Learned spans are found by rendering growing prefixes: the
     text added by each assistant turn (including its end-of-turn marker) is what the model must learn."""
@@ -195,7 +216,8 @@ def chat_template(name: str, tokenizer: PreTrainedTokenizerBase) -> ChatTemplate
         if not tokenizer.chat_template:
             raise VlitError("template: the LLM's tokenizer has no chat template; choose a named one")
         return LLMOwnTemplate(eos=eos, tokenizer=tokenizer)
-    named = {"vicuna_v1": VicunaV1, "llama2_inst": Llama2Inst, "chatml": ChatML, "plain": Plain}
+    named = {"vicuna_v1": VicunaV1, "llama2_inst": Llama2Inst, "chatml": ChatML, "plain": Plain,
+             "instructblip": InstructBlipPrompt}
     if name not in named:
         raise VlitError(f"template: unknown chat template {name!r}")
     return named[name](eos="<|im_end|>") if name == "chatml" else named[name](eos=eos)
