@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("vlit.training.cli:main", "train a recipe's stages (Accelerate: 1 process to many GPUs)"),
     "info": ("vlit.models.cli:info_main", "parameters per part, visual tokens and prompt of a config"),
     "eval": ("vlit.evaluation.cli:main", "score checkpoints on benchmarks (held-in / held-out table)"),
+    "import": ("vlit.models.cli:import_main", "a published LLaVA-1.5 / InstructBLIP / BLIP-2 / MiniGPT-v2 "
+               "checkpoint as a vlit checkpoint"),
     "export": ("vlit.models.cli:export_main", "export a checkpoint to a Hugging Face LLaVA folder"),
     "data": ("vlit.data.cli:main", "validate, inspect and build instruction datasets"),
     "ask": ("vlit.inference.cli:ask_main", "answer one question about an image (or rank candidate answers)"),

@@ -214,6 +214,8 @@ def load_yaml(cls: type[T], path: str | Path, overrides: list[str] | tuple[str, 
         raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
     apply_overrides(data, overrides)
     try:
+        # A config class may complete its raw data first (a recipe reads its `model.init_from` checkpoint).
+        data = cls.resolve(data) if hasattr(cls, "resolve") and isinstance(data, dict) else data
         return from_dict(cls, data)
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None

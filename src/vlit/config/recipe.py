@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from vlit.config.checkpoint import with_init_from
 from vlit.config.loader import ConfigError
 from vlit.config.model import ModelConfig
 from vlit.config.train import DataConfig, StageConfig, TrainConfig
@@ -17,6 +18,14 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     stages: list[StageConfig] = field(default_factory=list)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    @staticmethod
+    def resolve(data: dict) -> dict:
+        """The raw recipe with `model.init_from`'s checkpoint config under the model section."""
+        model = data.get("model")
+        if isinstance(model, dict) and model.get("init_from"):
+            return {**data, "model": with_init_from(model)}
+        return data
 
     def __post_init__(self) -> None:
         for i, stage in enumerate(self.stages):

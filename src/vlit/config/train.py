@@ -34,6 +34,9 @@ class StageConfig:
     template: ChatTemplateName | None = None
     """Chat template for this stage only (LLaVA's stage 1 uses `plain`); None keeps the model's."""
     max_length: int = 512
+    load: dict[Part, str] = field(default_factory=dict)
+    """Parts to load before the stage starts, from a vlit checkpoint folder, or for the connector a LLaVA
+    stage-1 projector file (`mm_projector.bin`, LLaVA's `--pretrain_mm_mlp_adapter`)."""
     loss_per: Literal["token", "sample"] = "token"
     """`token`: the mean over the batch's answer tokens (LLaVA, InstructBLIP); `sample`: each row's mean first,
     so short answers (a class name) are not outweighed by long ones (a caption) in a mixed batch."""

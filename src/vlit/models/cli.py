@@ -69,3 +69,37 @@ def export_main(argv: list[str]) -> int:
     print(f"exported LLaVA folder: {folder}\nload it with transformers: "
           f"LlavaForConditionalGeneration.from_pretrained({str(folder)!r})")
     return 0
+
+
+def import_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="vlit import", description="Turn a published checkpoint into a vlit checkpoint folder that every "
+        "command takes. Formats (detected from the files): LLaVA-1.5 in transformers' layout (llava-hf/...) or "
+        "its original one (liuhaotian/...), a LLaVA stage-1 mm_projector.bin, InstructBLIP and BLIP-2 in "
+        "transformers' layout (Salesforce/...), MiniGPT-v2's minigptv2_checkpoint.pth (with --eva and --llm).")
+    parser.add_argument("source", help="hub id, folder or weights file")
+    parser.add_argument("--out", required=True, type=Path, help="the vlit checkpoint folder to write")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"],
+                        help="the LLM's dtype when loaded (default: the checkpoint's; float16 read as bfloat16)")
+    parser.add_argument("--vision", help="LLaVA: the CLIP tower, when the checkpoint's mm_vision_tower is not it")
+    parser.add_argument("--llm", help="MiniGPT-v2: the LLaMA-2-chat folder; a LLaVA projector: its LLM")
+    parser.add_argument("--eva", help="MiniGPT-v2: BLIP-2's EVA ViT-g (eva_vit_g.pth or a BLIP-2 folder)")
+    parser.add_argument("--copy", action="store_true", help="copy the referenced tower and LLM folders into "
+                        "OUT/base instead of referencing them")
+    args = parser.parse_args(argv)
+    from vlit.models.published.importing import import_checkpoint
+
+    imported = import_checkpoint(args.source, args.out, copy=args.copy, dtype=args.dtype, vision=args.vision,
+                                 llm=args.llm, eva=args.eva)
+    cfg = imported.config
+    print(f"detected: {imported.format}")
+    print(f"vision: {cfg.vision.source} {cfg.vision.name}; connector: {cfg.connector.kind}; "
+          f"llm: {cfg.llm.source} {cfg.llm.name} ({cfg.llm.dtype}); template {cfg.template}, "
+          f"prompt style {cfg.prompt_style}")
+    stored = sum(v.numel() for v in imported.weights.values())
+    print(f"stored: {', '.join(imported.parts)} ({stored:,} parameters); the rest is referenced"
+          + (" (copied into OUT/base)" if args.copy else ""))
+    for note in imported.notes:
+        print(f"note: {note}")
+    print(f"wrote {args.out}: vlit info {args.out} | vlit ask {args.out} IMAGE 'question' | vlit eval ...")
+    return 0

@@ -12,13 +12,13 @@ from safetensors.torch import load_file, save_file
 
 from vlit import __version__
 from vlit.config import ConfigError, ModelConfig, from_dict, to_dict
+from vlit.config.checkpoint import CONFIG_FILE, checkpoint_meta
 from vlit.data.loading.processor import Processor
 from vlit.errors import VlitError
 from vlit.models.build import build_model
-from vlit.models.parts import part_state, trainable_parts
+from vlit.models.parts import part_of, part_state, trainable_parts
 from vlit.models.vlm import VisionLanguageModel
 
-CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
 
@@ -68,33 +68,65 @@ def write_checkpoint(folder: str | Path, cfg: ModelConfig, weights: dict[str, to
 
 def read_checkpoint_config(folder: str | Path) -> tuple[ModelConfig, dict]:
     """The checkpoint's model config and its whole `config.json`."""
-    path = Path(folder) / CONFIG_FILE
+    meta = checkpoint_meta(folder)
     try:
-        meta = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise VlitError(f"{folder}: not a vlit checkpoint (no {CONFIG_FILE})") from None
-    except json.JSONDecodeError as e:
-        raise VlitError(f"{path}: not valid JSON ({e})") from None
-    model = meta.get("model")
-    if isinstance(model, dict) and "prompt_style" not in model and "prompt_style" in meta:
-        # Written before the model config held the style: it was a top-level guess from the training data.
-        model = {**model, "prompt_style": meta["prompt_style"]}
-    try:
-        return from_dict(ModelConfig, model, "model"), meta
+        return from_dict(ModelConfig, meta["model"], "model"), meta
     except ConfigError as e:
-        raise ConfigError(f"{path}: {e}") from None
+        raise ConfigError(f"{Path(folder) / CONFIG_FILE}: {e}") from None
 
 
-def load_weights(model: VisionLanguageModel, path: Path, parts: list[str]) -> None:
-    """Load the stored `parts` from a safetensors file; every weight of those parts must be there."""
-    state = load_file(path)
+def load_weights(model: VisionLanguageModel, path: Path, parts: list[str] | set[str],
+                 state: dict[str, torch.Tensor] | None = None) -> None:
+    """Load the stored `parts` from a safetensors file (or `state`); every weight of those parts must be there,
+    and nothing else. A connector of a related architecture is renamed by the connector (`adapt_state`: BLIP-2's
+    Q-Former into an instruction-aware one), and the weights its pretrained init set (BERT's instruction
+    embeddings, which BLIP-2 lacks) may be absent."""
+    state = load_file(path) if state is None else state
+    connector = {k[len("connector."):]: v for k, v in state.items() if k.startswith("connector.")}
+    state = {k: v for k, v in state.items() if not k.startswith("connector.")}
+    state |= {f"connector.{k}": v for k, v in model.connector.adapt_state(connector).items()}
     expected = part_state(model, parts)
-    tied = _tied_names(model)
-    missing = [k for k in expected if k not in state and k not in tied]
+    allowed = _tied_names(model) | {f"connector.{k}" for k in model.connector.pretrained_keys}
+    missing = [k for k in expected if k not in state and k not in allowed]
     unexpected = [k for k in state if k not in expected]
-    if missing or unexpected:
-        raise VlitError(f"{path}: weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    shapes = [k for k in state if k in expected and tuple(state[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or shapes:
+        raise VlitError(f"{path}: weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]}"
+                        f"{f', wrong shape {shapes[:3]}' if shapes else ''})")
     model.load_state_dict(state, strict=False)
+
+
+def load_init(model: VisionLanguageModel, folder: str | Path) -> list[str]:
+    """Load every weight a checkpoint stores into `model` (a recipe's `model.init_from`); returns its stored
+    parts, which the new checkpoint must store too (they cannot be rebuilt from a reference)."""
+    folder = Path(folder)
+    meta = checkpoint_meta(folder)
+    parts = [p for p in meta.get("stored_parts", []) if p != "lora" or model.config.lora is not None]
+    state = load_file(folder / WEIGHTS_FILE) if (folder / WEIGHTS_FILE).exists() else None
+    if state is None:
+        raise VlitError(f"{folder}: checkpoint has no {WEIGHTS_FILE}")
+    state = {k: v for k, v in state.items() if part_of(k) in parts}
+    load_weights(model, folder / WEIGHTS_FILE, parts, state)
+    return parts
+
+
+def load_part(model: VisionLanguageModel, part: str, source: str | Path) -> None:
+    """One part from a vlit checkpoint folder, or the connector from a LLaVA stage-1 projector file
+    (`mm_projector.bin`, what LLaVA's `--pretrain_mm_mlp_adapter` loads)."""
+    source = Path(source)
+    if source.is_dir():
+        meta = checkpoint_meta(source)
+        if part not in meta.get("stored_parts", []):
+            raise VlitError(f"{source}: the checkpoint does not store the {part}")
+        state = {k: v for k, v in load_file(source / WEIGHTS_FILE).items() if part_of(k) == part}
+        load_weights(model, source / WEIGHTS_FILE, [part], state)
+        return
+    if part != "connector":
+        raise VlitError(f"{source}: a weights file loads into the connector only (a LLaVA projector), not the {part}")
+    from vlit.models.published.files import read_state_dict
+    from vlit.models.published.llava import projector_weights
+
+    load_weights(model, source, ["connector"], projector_weights(read_state_dict(source), source))
 
 
 def load_model(folder: str | Path) -> tuple[VisionLanguageModel, Processor]:

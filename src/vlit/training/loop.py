@@ -25,7 +25,7 @@ from vlit.errors import VlitError
 from vlit.models.build import build_model
 from vlit.models.feature_cache import FeatureCache, encoder_key
 from vlit.models.llm import bf16_is_emulated
-from vlit.models.saving import save_model
+from vlit.models.saving import load_init, load_part, save_model
 from vlit.models.vlm import VisionLanguageModel
 from vlit.training.checkpoint import (
     latest_checkpoint,
@@ -89,13 +89,16 @@ class Trainer:
             save_yaml(cfg, self.out / "config.yaml")
         model, processor = build_model(cfg.model)
         self.model = model
+        # Started from a checkpoint (an import, an earlier run): its weights, and its stored parts are stored
+        # again by this run (they cannot be rebuilt from a reference).
+        initial = load_init(model, cfg.model.init_from) if cfg.model.init_from else []
         checkpoint = latest_checkpoint(self.out) if resume else None
         state = read_trainer_state(checkpoint) if checkpoint else {}
         if checkpoint:
             restore_model(checkpoint, model)
             log.info("resuming from %s (step %d)", checkpoint, state["global_step"])
         metrics = MetricsLog(self.out / "metrics.jsonl", state.get("global_step") if checkpoint else None)
-        trained = list(state.get("trained", []))
+        trained = sorted(set(state.get("trained", [])) | set(initial))
         cache = None
         if cfg.train.feature_cache:
             folder = Path(cfg.train.cache_dir) if cfg.train.cache_dir else cache_root() / "features"
@@ -125,6 +128,9 @@ class Trainer:
                    root: Path, cache: FeatureCache | None, metrics: MetricsLog, trained: list[str],
                    global_step: int, checkpoint: Path | None, state: dict | None) -> int:
         acc, cfg = self.acc, self.cfg
+        if state is None:  # a stage resumed midway already has what it loaded, and has trained it since
+            for part, source in stage.load.items():
+                load_part(model, part, source)
         counts = apply_stage(model, stage)
         stage_processor = dataclasses.replace(
             processor, max_length=stage.max_length,

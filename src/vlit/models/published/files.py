@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors import SafetensorError, safe_open
 
 from vlit.errors import VlitError
 
@@ -32,20 +32,23 @@ def local_source(source: str | Path) -> Path:
         raise VlitError(f"{source}: cannot download from the hub ({str(e).splitlines()[0]})") from None
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """All tensors of a weights file or a folder's (sharded) safetensors, by name."""
+def read_state_dict(path: str | Path, keep: Callable[[str], bool] | None = None) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file or a folder's (sharded) weights, by name; with `keep`, only the names it
+    accepts are read from safetensors (a 7B LLaVA's projector without reading the LLM)."""
     path = Path(path)
     if path.is_dir():
-        return read_state_dict(weights_files(path))
+        return read_state_dict(weights_files(path), keep)
     if path.name.endswith(".index.json"):
-        return read_indexed(path)
+        return read_indexed(path, keep)
     if path.suffix == ".safetensors":
         try:
-            return load_file(path)
+            with safe_open(path, "pt") as f:
+                return {k: f.get_tensor(k) for k in f.keys() if keep is None or keep(k)}  # noqa: SIM118
         except (SafetensorError, OSError) as e:
             raise VlitError(f"{path}: not a safetensors file ({e})") from None
     if path.suffix in PICKLE_SUFFIXES:
-        return _read_pickle(path)
+        state = _read_pickle(path)
+        return {k: v for k, v in state.items() if keep is None or keep(k)}
     raise VlitError(f"{path}: not a weights file (.safetensors, {', '.join(PICKLE_SUFFIXES)})")
 
 
@@ -60,15 +63,33 @@ def weights_files(folder: Path) -> Path:
     raise VlitError(f"{folder}: no model.safetensors or pytorch_model.bin")
 
 
-def read_indexed(index: Path) -> dict[str, torch.Tensor]:
+def read_indexed(index: Path, keep: Callable[[str], bool] | None = None) -> dict[str, torch.Tensor]:
     try:
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        weight_map = json.loads(index.read_text())["weight_map"]
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise VlitError(f"{index}: not a weights index ({e})") from None
+    shards = sorted({shard for name, shard in weight_map.items() if keep is None or keep(name)})
     state: dict[str, torch.Tensor] = {}
     for shard in shards:
-        state |= read_state_dict(index.parent / shard)
+        state |= read_state_dict(index.parent / shard, keep)
     return state
+
+
+def weight_names(folder: Path) -> list[str]:
+    """The weight names of a folder's checkpoint, without reading a tensor (safetensors or an index)."""
+    path = weights_files(folder)
+    if path.name.endswith(".index.json"):
+        try:
+            return sorted(json.loads(path.read_text())["weight_map"])
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise VlitError(f"{path}: not a weights index ({e})") from None
+    if path.suffix == ".safetensors":
+        try:
+            with safe_open(path, "pt") as f:
+                return sorted(f.keys())
+        except (SafetensorError, OSError) as e:
+            raise VlitError(f"{path}: not a safetensors file ({e})") from None
+    return sorted(read_state_dict(path))
 
 
 def _read_pickle(path: Path) -> dict[str, torch.Tensor]:
