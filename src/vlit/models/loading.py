@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from transformers import PretrainedConfig, PreTrainedModel
+from transformers.utils import logging as transformers_logging
 
 from vlit.errors import VlitError
 
@@ -19,11 +20,20 @@ def load_pretrained_part(model_class: type[PreTrainedModel], name: str, config: 
                          key_mapping: dict[str, str], part: str, **kwargs: Any) -> PreTrainedModel:
     """`model_class.from_pretrained(name, config=config, key_mapping=...)`, refusing missing or misshapen
     weights with one line that names them (`part` is the config section the user would fix)."""
+    # transformers reports the other parts' weights as "unexpected" (a table per load); they are expected here,
+    # and what matters (missing weights) is checked below.
+    quiet = key_mapping and transformers_logging.get_verbosity() < transformers_logging.ERROR
+    previous = transformers_logging.get_verbosity()
+    if quiet:
+        transformers_logging.set_verbosity_error()
     try:
         model, info = model_class.from_pretrained(name, config=config, key_mapping=key_mapping or None,
                                                   output_loading_info=True, **kwargs)
     except (OSError, ValueError) as e:
         raise VlitError(f"{part}.name: cannot load {name!r} ({str(e).splitlines()[0]})") from None
+    finally:
+        if quiet:
+            transformers_logging.set_verbosity(previous)
     # Tied weights (an LM head tied to the embeddings) are reported missing by some versions; they are not.
     tied = set(getattr(model, "all_tied_weights_keys", None) or {})
     missing = sorted(k for k in info.get("missing_keys", []) if k not in tied)

@@ -138,7 +138,8 @@ def load_model(folder: str | Path) -> tuple[VisionLanguageModel, Processor]:
     if not weights.exists():
         raise VlitError(f"{folder}: checkpoint has no {WEIGHTS_FILE}")
     load_weights(model, weights, meta.get("stored_parts", []))
-    return model, processor
+    # For use: no dropout anywhere (a Q-Former's would change every answer); a training stage sets its modes.
+    return model.eval(), processor
 
 
 def _tied_names(module: torch.nn.Module) -> set[str]:
