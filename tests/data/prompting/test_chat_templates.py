@@ -19,21 +19,24 @@ SMOL_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging F
 GOLDEN = {
     "vicuna_v1": f"{VICUNA_SYSTEM} USER: <image>\nWhat is it? ASSISTANT: A cat.<|im_end|>USER: Colour? "
                  "ASSISTANT: Grey.<|im_end|>",
-    "llama2_inst": "[INST] <Img><image></Img>\nWhat is it? [/INST] A cat.<|im_end|>[INST] Colour? [/INST] "
+    "llama2_inst": "[INST] <Img><image></Img> What is it? [/INST] A cat.<|im_end|>[INST] Colour? [/INST] "
                    "Grey.<|im_end|>",
     "chatml": "<|im_start|>user\n<image>\nWhat is it?<|im_end|>\n<|im_start|>assistant\nA cat.<|im_end|>\n"
               "<|im_start|>user\nColour?<|im_end|>\n<|im_start|>assistant\nGrey.<|im_end|>\n",
     "plain": "<image>A cat.\nGrey.\n",
+    # InstructBLIP: no roles, no system; the image tokens lead (the processor puts BOS after them).
+    "instructblip": "<image>What is it? A cat.<|im_end|>Colour? Grey.<|im_end|>",
     "llm": f"<|im_start|>system\n{SMOL_SYSTEM}<|im_end|>\n<|im_start|>user\n<image>\nWhat is it?<|im_end|>\n"
            "<|im_start|>assistant\nA cat.<|im_end|>\n<|im_start|>user\nColour?<|im_end|>\n"
            "<|im_start|>assistant\nGrey.<|im_end|>\n",
 }
 GENERATION_PROMPT = {
     "vicuna_v1": "Be brief. USER: <image>\nQ? ASSISTANT:",
-    "llama2_inst": "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\n<Img><image></Img>\nQ? [/INST]",
+    "llama2_inst": "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\n<Img><image></Img> Q? [/INST]",
     "chatml": "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n<image>\nQ?<|im_end|>\n"
               "<|im_start|>assistant\n",
     "plain": "<image>",
+    "instructblip": "<image>Q?",
     "llm": "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n<image>\nQ?<|im_end|>\n"
            "<|im_start|>assistant\n",
 }

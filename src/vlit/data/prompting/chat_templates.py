@@ -7,6 +7,7 @@ a tokenizer merges across a boundary).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from transformers import PreTrainedTokenizerBase
@@ -109,7 +110,10 @@ class Llama2Inst(ChatTemplate):
     """MiniGPT-v2: `[INST] <Img><image></Img> [task] instruction [/INST] answer</s>`."""
 
     def user(self, text: str, system: str | None) -> str:
-        text = text.replace(IMAGE_TOKEN, f"<Img>{IMAGE_TOKEN}</Img>")
+        # MiniGPT-v2's code writes `<Img><ImageHere></Img> [task] instruction`: one space after the image, where
+        # a LLaVA-style row has "<image>\n".
+        wrapped = f"<Img>{IMAGE_TOKEN}</Img>"
+        text = re.sub(re.escape(IMAGE_TOKEN) + "(\n?)", lambda m: wrapped + (" " if m.group(1) else ""), text)
         # Llama-2 puts the system block inside the first [INST].
         sys_block = f"<<SYS>>\n{system}\n<</SYS>>\n\n" if system else ""
         return f"[INST] {sys_block}{text} [/INST]"

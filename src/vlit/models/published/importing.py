@@ -61,15 +61,17 @@ def _convert_file(path: Path, dtype: str | None, vision: str | None, llm: str | 
 
     if is_projector_file(list(state)):
         return _convert_projector(path, state, dtype, vision, llm)
-    if any(k.startswith("llama_proj.") for k in state):
+    from vlit.models.published.minigptv2 import looks_like_minigptv2
+
+    if looks_like_minigptv2(list(state)):
         if not eva or not llm:
             raise VlitError(f"{path}: a MiniGPT-v2 checkpoint; give BLIP-2's EVA ViT-g with --eva and the "
                             "LLaMA-2-chat folder with --llm")
         from vlit.models.published.minigptv2 import convert_minigptv2
 
-        return convert_minigptv2(path, eva, llm)
+        return convert_minigptv2(path, eva, llm, **({"dtype": dtype} if dtype else {}))
     raise VlitError(f"{path}: neither a LLaVA projector (mm_projector.*) nor a MiniGPT-v2 checkpoint "
-                    f"(llama_proj.*); first keys: {', '.join(list(state)[:3])}")
+                    f"(llama_proj.* and LoRA); first keys: {', '.join(list(state)[:3])}")
 
 
 def _convert_projector(path: Path, state: dict[str, torch.Tensor], dtype: str | None, vision: str | None,
