@@ -52,7 +52,10 @@ def with_init_from(model: dict[str, Any]) -> dict[str, Any]:
     folder = model.get("init_from")
     if not folder:
         return model
-    base = checkpoint_meta(folder)["model"]
+    try:
+        base = checkpoint_meta(folder)["model"]
+    except ConfigError as e:
+        raise ConfigError(f"model.init_from: {e}; `vlit import` a published model there first") from None
     return {**_merge(base, model), "init_from": str(folder)}
 
 

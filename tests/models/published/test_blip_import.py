@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pytest
+from PIL import Image
 import torch
 from transformers import (AutoTokenizer, BlipImageProcessor, Blip2Config, Blip2ForConditionalGeneration,
                           Blip2Processor, InstructBlipConfig, InstructBlipForConditionalGeneration,
@@ -112,3 +113,61 @@ def test_blip2_import_matches_transformers(tmp_path, blip2, red_image, capsys):
     source = Blip2ForConditionalGeneration.from_pretrained(folder).eval()
     model = _check(tmp_path, folder, source, red_image.resize((28, 28)), "blip2", capsys, qformer=False)
     assert not model.config.connector.instruction_aware
+
+
+def test_instructblip_instruction_tuning_starts_from_blip2(tmp_path, blip2):
+    """InstructBLIP is instruction-tuned from BLIP-2's Q-Former: an instruction-aware Q-Former started from an
+    imported BLIP-2 holds BLIP-2's weights wherever BLIP-2 has them, and a BERT's for the instruction's
+    embeddings and FFN, which transformers' BLIP-2 checkpoints do not hold."""
+    from transformers import BertConfig, BertModel
+
+    from vlit.config import ModelConfig, from_dict
+    from vlit.config.checkpoint import with_init_from
+    from vlit.models.build import build_model
+    from vlit.models.saving import load_init
+
+    folder, source = blip2
+    from vlit.models.published.importing import import_checkpoint
+
+    import_checkpoint(str(folder), tmp_path / "blip2-vlit")
+    bert = BertModel(BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48))
+    bert.save_pretrained(tmp_path / "bert")
+    raw = with_init_from({"init_from": str(tmp_path / "blip2-vlit"),
+                          "connector": {"kind": "qformer", "instruction_aware": True, "init": str(tmp_path / "bert")}})
+    cfg = from_dict(ModelConfig, raw)
+    model, processor = build_model(cfg)
+    assert load_init(model, cfg.init_from) == ["connector"]
+    qformer = model.connector.qformer.state_dict()
+    blip = source.qformer.state_dict()
+    assert torch.equal(qformer["embeddings.layernorm.weight"], blip["layernorm.weight"])
+    assert torch.equal(qformer["encoder.layer.1.crossattention.attention.key.weight"],
+                       blip["encoder.layer.1.crossattention.attention.key.weight"])
+    assert torch.equal(qformer["encoder.layer.0.output_query.dense.weight"], blip["encoder.layer.0.output_query.dense.weight"])
+    assert torch.equal(qformer["embeddings.word_embeddings.weight"], bert.embeddings.word_embeddings.weight)
+    assert torch.equal(qformer["encoder.layer.0.intermediate.dense.weight"],
+                       bert.encoder.layer[0].intermediate.dense.weight)
+    assert torch.equal(model.connector.query_tokens, source.query_tokens)
+    batch = processor([Conversation.single("What is shown?", image=Image.new("RGB", (28, 28)))],
+                      add_generation_prompt=True)
+    assert batch.side["instruction"].ids.shape[0] == 1
+    with torch.no_grad():
+        assert torch.isfinite(model(**batch.model_inputs()).logits).all()
+
+
+def test_a_checkpoint_missing_qformer_weights_is_refused(tmp_path, blip2):
+    """Without a BERT init, BLIP-2 leaves the instruction embeddings unset: an error naming them, never noise."""
+    from vlit.config import ModelConfig, from_dict
+    from vlit.config.checkpoint import with_init_from
+    from vlit.errors import VlitError
+    from vlit.models.build import build_model
+    from vlit.models.published.importing import import_checkpoint
+    from vlit.models.saving import load_init
+
+    import_checkpoint(str(blip2[0]), tmp_path / "blip2-vlit")
+    raw = with_init_from({"init_from": str(tmp_path / "blip2-vlit"),
+                          "connector": {"kind": "qformer", "instruction_aware": True}})
+    cfg = from_dict(ModelConfig, raw)
+    assert cfg.connector.init == "random"  # the imported checkpoint's; the recipe named no BERT
+    model, _ = build_model(cfg)
+    with pytest.raises(VlitError, match="missing.*word_embeddings"):
+        load_init(model, cfg.init_from)
