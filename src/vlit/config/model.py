@@ -193,6 +193,10 @@ class ModelConfig:
     """How the model expects to be asked (`vlit.data.prompting.styles`): evaluation and serving ask in it, and
     it reads the model's answers back (option letters or texts, box syntax). Name the style its training
     data is rendered in."""
+    split_at_images: bool = False
+    """Tokenize the prompt piece by piece around each image, as LLaVA's original `tokenizer_image_token` does:
+    with a SentencePiece tokenizer (Vicuna's) the text after an image then starts with a word mark `▁`, as
+    LLaVA's own checkpoints saw in training. False tokenizes it at once, as transformers' processors do."""
     seed: int = 0
     """Seed of every freshly initialised weight (connector, random parts, LoRA), so a rebuild is identical."""
     init_from: str | None = None

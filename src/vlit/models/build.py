@@ -52,5 +52,6 @@ def build_model(cfg: ModelConfig) -> tuple[VisionLanguageModel, Processor]:
         image_token_id=image_token_id,
         side_inputs=connector.side_inputs(),
         system_prompt=cfg.system_prompt,
+        split_at_images=cfg.split_at_images,
     )
     return model, processor

@@ -20,9 +20,10 @@ def load_pretrained_part(model_class: type[PreTrainedModel], name: str, config: 
                          key_mapping: dict[str, str], part: str, **kwargs: Any) -> PreTrainedModel:
     """`model_class.from_pretrained(name, config=config, key_mapping=...)`, refusing missing or misshapen
     weights with one line that names them (`part` is the config section the user would fix)."""
-    # transformers reports the other parts' weights as "unexpected" (a table per load); they are expected here,
-    # and what matters (missing weights) is checked below.
-    quiet = key_mapping and transformers_logging.get_verbosity() < transformers_logging.ERROR
+    # transformers reports the other parts' weights as "unexpected" (a table per load) and a `llava_llama`
+    # config read as `llama` as a mismatch; both are expected here, and what matters (missing weights) is
+    # checked below.
+    quiet = transformers_logging.get_verbosity() < transformers_logging.ERROR
     previous = transformers_logging.get_verbosity()
     if quiet:
         transformers_logging.set_verbosity_error()

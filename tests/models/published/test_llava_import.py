@@ -94,12 +94,31 @@ def test_export_import_export_is_bit_identical(tmp_path, llava_hf):
     assert all(torch.equal(first[k], second[k]) for k in first)
 
 
-def _llava_original(tmp_path, debug_model):
+def _sentencepiece_tokenizer():
+    """A tiny Llama-style tokenizer (SentencePiece BPE, `▁` word marks, BOS added, legacy spacing after special
+    tokens as LLaVA's Vicuna tokenizer has), trained here: no Llama tokenizer ships offline."""
+    from tokenizers import SentencePieceBPETokenizer
+    from transformers import LlamaTokenizerFast
+
+    corpus = ["A chat between a curious user and an artificial intelligence assistant. The assistant gives "
+              "helpful, detailed, and polite answers to the user's questions.", "USER: What colour is this?\n",
+              "ASSISTANT: A red picture.</s>"] * 10
+    sp = SentencePieceBPETokenizer(add_prefix_space=True)
+    sp.train_from_iterator(corpus, vocab_size=200, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False)
+    return LlamaTokenizerFast(tokenizer_object=sp._tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                              add_bos_token=True, legacy=True)
+
+
+TOKENIZERS = {"byte-level BPE (SmolLM2)": lambda: AutoTokenizer.from_pretrained(smollm2_folder()),
+              "SentencePiece (Llama-style)": _sentencepiece_tokenizer}
+
+
+def _llava_original(tmp_path, debug_model, tokenizer_kind="byte-level BPE (SmolLM2)"):
     """A tiny checkpoint in LLaVA's own layout: a `llava_llama` LLM folder holding `model.mm_projector.*`,
     the CLIP tower in a folder of its own (mm_vision_tower), a tokenizer without <image>; and the reference:
     the same weights in transformers' LlavaForConditionalGeneration (as its conversion script builds it)."""
     model, _ = debug_model
-    tokenizer = AutoTokenizer.from_pretrained(smollm2_folder())
+    tokenizer = TOKENIZERS[tokenizer_kind]()
     assert IMAGE_TOKEN not in tokenizer.get_vocab()
     tower = tmp_path / "clip"
     model.vision.model.save_pretrained(tower)
@@ -139,8 +158,10 @@ def _tokenizer_image_token(prompt, tokenizer, sentinel):
     return ids
 
 
-def test_llava_original_layout_import_matches_the_published_function(tmp_path, debug_model, conversation, capsys):
-    folder, llm, state = _llava_original(tmp_path, debug_model)
+@pytest.mark.parametrize("tokenizer_kind", TOKENIZERS)
+def test_llava_original_layout_import_matches_the_published_function(tmp_path, debug_model, conversation, capsys,
+                                                                     tokenizer_kind):
+    folder, llm, state = _llava_original(tmp_path, debug_model, tokenizer_kind)
     assert cli(["import", str(folder), "--out", str(tmp_path / "ckpt")]) == 0
     assert "detected: llava\n" in capsys.readouterr().out
     model, processor = load_model(tmp_path / "ckpt")

@@ -48,6 +48,8 @@ class Processor:
     side_inputs: dict[str, SideInputBuilder] = field(default_factory=dict)
     """What the connector reads beside the image features (`Connector.side_inputs()`), by name."""
     system_prompt: str | None = None
+    split_at_images: bool = False
+    """Tokenize the text between image markers piece by piece (LLaVA's original rule; see `_tokenize`)."""
     max_length: int | None = None
     image_root: Path | None = None
 
@@ -69,17 +71,7 @@ class Processor:
                 spans.append((pos, pos + len(s.text)))
             text += s.text
             pos += len(s.text)
-        lead = 0
-        if self.template.images_before_bos:
-            # [image tokens][BOS]text: the text is tokenized on its own, as transformers' BLIP processors do.
-            while text.startswith(IMAGE_TOKEN, lead * len(IMAGE_TOKEN)):
-                lead += 1
-            cut = lead * len(IMAGE_TOKEN)
-            text, spans = text[cut:], [(a - cut, b - cut) for a, b in spans]
-        enc = self.tokenizer(text, add_special_tokens=not self.template.renders_bos,
-                             return_offsets_mapping=True)
-        tokens = [self.image_token_id] * lead + list(enc["input_ids"])
-        offsets = [(0, 0)] * lead + list(enc["offset_mapping"])
+        tokens, offsets = self._tokenize(text)
         ids, labels = [], []
         for token, (start, end) in zip(tokens, offsets, strict=True):
             if token == self.image_token_id:
@@ -101,6 +93,41 @@ class Processor:
             ids, labels = ids[: self.max_length], labels[: self.max_length]
         side = {name: b.encode(conversation) for name, b in self.side_inputs.items()} if conversation.images else {}
         return Example(ids, labels, list(conversation.images), side)
+
+    def _tokenize(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """Token ids of the rendered text and each token's character span in it (image tokens included).
+
+        Three published rules: transformers' processors tokenize the prompt at once; BLIP-2 / InstructBLIP put
+        the image tokens before BOS and tokenize the text after them on its own; LLaVA's original code
+        (`tokenizer_image_token`) tokenizes the text between images piece by piece, so a SentencePiece
+        tokenizer starts the text after an image with a word mark (`▁`), as LLaVA's checkpoints were trained.
+        """
+        bos = not self.template.renders_bos
+        if self.template.images_before_bos:
+            lead = 0
+            while text.startswith(IMAGE_TOKEN, lead * len(IMAGE_TOKEN)):
+                lead += 1
+            ids, offsets = self._encode(text[lead * len(IMAGE_TOKEN):], bos, lead * len(IMAGE_TOKEN))
+            return [self.image_token_id] * lead + ids, [(0, 0)] * lead + offsets
+        if not self.split_at_images:
+            return self._encode(text, bos, 0)
+        ids, offsets, start = [], [], 0
+        for i, piece in enumerate(text.split(IMAGE_TOKEN)):
+            if i:
+                ids.append(self.image_token_id)
+                offsets.append((start, start + len(IMAGE_TOKEN)))
+                start += len(IMAGE_TOKEN)
+            piece_ids, piece_offsets = self._encode(piece, bos and i == 0, start)
+            ids += piece_ids
+            offsets += piece_offsets
+            start += len(piece)
+        return ids, offsets
+
+    def _encode(self, text: str, special: bool, shift: int) -> tuple[list[int], list[tuple[int, int]]]:
+        if not text:
+            return [], []
+        enc = self.tokenizer(text, add_special_tokens=special, return_offsets_mapping=True)
+        return list(enc["input_ids"]), [(a + shift, b + shift) for a, b in enc["offset_mapping"]]
 
     def pixels(self, images: list[ImageRef]) -> torch.Tensor:
         """float[I, 3, S, S] for image references (paths resolved against `image_root`)."""

@@ -95,7 +95,7 @@ def _convert_projector(path: Path, state: dict[str, torch.Tensor], dtype: str | 
                             resize="pad" if config.get("image_aspect_ratio", "pad") == "pad" else "crop"),
         connector=MLPConnectorConfig(kind=kind), llm=LLMConfig(source="hub", name=str(base),
                                                                dtype=dtype or "float32"),
-        template="vicuna_v1", prompt_style="llava15")
+        template="vicuna_v1", prompt_style="llava15", split_at_images=True)
     return Imported("llava-projector", cfg, weights, ["connector"],
                     [f"stage-1 projector between {tower} and {base}; the LLM is the base one (stage 2 tunes it)"])
 

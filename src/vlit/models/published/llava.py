@@ -91,10 +91,11 @@ def convert_llava_original(source: Path, name: str, dtype: str | None, vision: s
         connector=MLPConnectorConfig(kind="mlp" if kind == "mlp2x_gelu" else "linear"),
         llm=LLMConfig(source="hub", name=name, dtype=dtype_of(config, dtype),
                       model_type=llm_type if llm_type != "llava" else "llama"),
-        template="vicuna_v1", prompt_style="llava15",
+        template="vicuna_v1", prompt_style="llava15", split_at_images=True,
     )
     notes = [f"vision tower: {tower} (mm_vision_tower), layer {cfg.vision.feature_layer}, "
              f"{'no CLS' if cfg.vision.drop_cls else 'with CLS'}, {cfg.vision.resize} to square",
+             "prompts are tokenized around the image as LLaVA's tokenizer_image_token does",
              "LLaVA's -200 image sentinel becomes vlit's <image> token (added to the tokenizer; its embedding row is "
              "never read, its output row is never generated)"]
     return Imported("llava", cfg, projector_weights(projector, where), ["connector"], notes)
