@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import pytest
-import yaml
 
-from vlit.config import (Config, ConfigError, LLMConfig, LoRAConfig, MergeConnectorConfig, ModelConfig,
-                         QFormerConnectorConfig, VisionConfig, load_yaml)
+from vlit.config import (
+    Config,
+    ConfigError,
+    LLMConfig,
+    LoRAConfig,
+    MergeConnectorConfig,
+    ModelConfig,
+    QFormerConnectorConfig,
+    VisionConfig,
+    load_yaml,
+)
 from vlit.config.data import DatasetConfig, MixtureConfig
 from vlit.config.loader import BUNDLED, recipe_path
 from vlit.config.train import DataConfig, StageConfig

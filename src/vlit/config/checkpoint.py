@@ -16,18 +16,28 @@ RELATIVE = "./"
 """A part name starting with this is relative to the checkpoint folder (`vlit import --copy` writes them)."""
 
 
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object file (a checkpoint's or a published model's config.json); errors name the file."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: missing") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object")
+    return data
+
+
 def checkpoint_meta(folder: str | Path) -> dict[str, Any]:
     """The whole config.json of a checkpoint folder, its model section migrated and its relative names made
     absolute."""
     folder = Path(folder)
     path = folder / CONFIG_FILE
-    try:
-        meta = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{folder}: not a vlit checkpoint (no {CONFIG_FILE})") from None
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}: not valid JSON ({e})") from None
-    model = meta.get("model") if isinstance(meta, dict) else None
+    if not path.exists():
+        raise ConfigError(f"{folder}: not a vlit checkpoint (no {CONFIG_FILE})")
+    meta = read_json(path)
+    model = meta.get("model")
     if not isinstance(model, dict):
         raise ConfigError(f"{path}: no model section (not a vlit checkpoint)")
     if "prompt_style" not in model and "prompt_style" in meta:

@@ -42,7 +42,7 @@ def load_pretrained_part(model_class: type[PreTrainedModel], name: str, config: 
     if missing or mismatched:
         shown = ", ".join((missing + mismatched)[:4])
         more = len(missing) + len(mismatched) - 4
+        shown += f" and {more} more" if more > 0 else ""
         raise VlitError(f"{part}.name: {name!r} does not hold the whole {model_class.__name__} "
-                        f"({'missing' if missing else 'wrong shape'}: {shown}{f' and {more} more' if more > 0 else ''}); "
-                        f"check {part}.key_mapping")
+                        f"({'missing' if missing else 'wrong shape'}: {shown}); check {part}.key_mapping")
     return model

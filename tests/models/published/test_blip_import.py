@@ -4,11 +4,18 @@
 from __future__ import annotations
 
 import pytest
-from PIL import Image
 import torch
-from transformers import (AutoTokenizer, BlipImageProcessor, Blip2Config, Blip2ForConditionalGeneration,
-                          Blip2Processor, InstructBlipConfig, InstructBlipForConditionalGeneration,
-                          InstructBlipProcessor)
+from PIL import Image
+from transformers import (
+    AutoTokenizer,
+    Blip2Config,
+    Blip2ForConditionalGeneration,
+    Blip2Processor,
+    BlipImageProcessor,
+    InstructBlipConfig,
+    InstructBlipForConditionalGeneration,
+    InstructBlipProcessor,
+)
 
 from vlit.assets import minilm_path, smollm2_folder
 from vlit.cli import main as cli
@@ -142,7 +149,8 @@ def test_instructblip_instruction_tuning_starts_from_blip2(tmp_path, blip2):
     assert torch.equal(qformer["embeddings.layernorm.weight"], blip["layernorm.weight"])
     assert torch.equal(qformer["encoder.layer.1.crossattention.attention.key.weight"],
                        blip["encoder.layer.1.crossattention.attention.key.weight"])
-    assert torch.equal(qformer["encoder.layer.0.output_query.dense.weight"], blip["encoder.layer.0.output_query.dense.weight"])
+    assert torch.equal(qformer["encoder.layer.0.output_query.dense.weight"],
+                       blip["encoder.layer.0.output_query.dense.weight"])
     assert torch.equal(qformer["embeddings.word_embeddings.weight"], bert.embeddings.word_embeddings.weight)
     assert torch.equal(qformer["encoder.layer.0.intermediate.dense.weight"],
                        bert.encoder.layer[0].intermediate.dense.weight)

@@ -10,8 +10,14 @@ import re
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import AutoProcessor, AutoTokenizer, CLIPImageProcessor, LlamaConfig, LlamaForCausalLM, \
-    LlavaForConditionalGeneration
+from transformers import (
+    AutoProcessor,
+    AutoTokenizer,
+    CLIPImageProcessor,
+    LlamaConfig,
+    LlamaForCausalLM,
+    LlavaForConditionalGeneration,
+)
 
 from vlit.assets import smollm2_folder
 from vlit.cli import main as cli
@@ -35,7 +41,8 @@ def llava_hf(tmp_path, debug_model):
 
 def _rename_to_old_layout(folder):
     """The key names the hub's llava-hf folders still hold (transformers 4)."""
-    rules = [(r"^model\.vision_tower\.", "vision_tower."), (r"^model\.multi_modal_projector\.", "multi_modal_projector."),
+    rules = [(r"^model\.vision_tower\.", "vision_tower."),
+             (r"^model\.multi_modal_projector\.", "multi_modal_projector."),
              (r"^model\.language_model\.", "language_model.model."), (r"^lm_head\.", "language_model.lm_head.")]
     for file in folder.glob("*.safetensors"):
         state = load_file(file)
@@ -243,3 +250,28 @@ def test_bad_sources_are_one_line_errors(tmp_path, llava_hf, capsys):
         (tmp_path / "bert").mkdir()
         (tmp_path / "bert" / "config.json").write_text('{"model_type": "bert"}')
         import_checkpoint(str(tmp_path / "bert"), tmp_path / "e")
+
+
+def test_copy_makes_the_checkpoint_stand_alone(tmp_path, llava_hf, conversation):
+    import_checkpoint(str(llava_hf), tmp_path / "ckpt", copy=True)
+    meta = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    assert meta["model"]["vision"]["name"].startswith("./base/") and meta["model"]["llm"]["name"].startswith("./base/")
+    before, processor = load_model(tmp_path / "ckpt")
+    batch = processor([conversation], add_generation_prompt=True)
+    with torch.no_grad():
+        expected = before(**batch.model_inputs()).logits
+    llava_hf.rename(tmp_path / "gone")  # the source disappears; the folder moves
+    (tmp_path / "ckpt").rename(tmp_path / "moved")
+    after, _ = load_model(tmp_path / "moved")
+    with torch.no_grad():
+        assert torch.equal(after(**batch.model_inputs()).logits, expected)
+
+
+def test_every_command_takes_an_imported_checkpoint(tmp_path, llava_hf, red_image, capsys):
+    import_checkpoint(str(llava_hf), tmp_path / "ckpt")
+    red_image.save(tmp_path / "red.png")
+    assert cli(["info", str(tmp_path / "ckpt")]) == 0
+    assert "vicuna_v1" in capsys.readouterr().out
+    assert cli(["ask", "--checkpoint", str(tmp_path / "ckpt"), "--image", str(tmp_path / "red.png"),
+                "--max-new-tokens", "3", "What is it?"]) == 0
+    assert cli(["export", "--checkpoint", str(tmp_path / "ckpt"), "--out", str(tmp_path / "hf")]) == 0

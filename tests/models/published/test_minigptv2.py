@@ -267,3 +267,12 @@ def test_refusals_are_one_line_naming_file_and_keys(tmp_path, files, llama, whic
     text = str(error.value)
     assert "\n" not in text and text.startswith(str(bad)), text
     assert re.search(message, text), text
+
+
+def test_vlit_import_detects_minigptv2_and_asks_for_its_parts(tmp_path, files, capsys):
+    from vlit.cli import main as cli
+
+    checkpoint, _ = files
+    assert cli(["import", str(checkpoint), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "MiniGPT-v2 checkpoint" in err and "--eva" in err and "--llm" in err

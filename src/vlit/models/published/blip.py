@@ -73,8 +73,10 @@ def convert_blip(source: Path, name: str, dtype: str | None) -> Imported:
                       key_mapping={r"^language_model\.": ""}),
         template="instructblip", prompt_style="instructblip",
     )
+    reads = f"reads the instruction (its own tokenizer, {connector.vocab_size} words)" if instruct \
+        else "no instruction (BLIP-2)"
     notes = [f"Q-Former: {connector.num_layers} layers x {connector.hidden_size}, {connector.num_queries} queries, "
-             f"{'reads the instruction (its own tokenizer, ' + str(connector.vocab_size) + ' words)' if instruct else 'no instruction (BLIP-2)'}"]
+             f"{reads}"]
     if image_token_note:
         notes.append(image_token_note)
     return Imported("instructblip" if instruct else "blip2", cfg, weights, ["connector"], notes)

@@ -3,26 +3,16 @@ image resize rule a processor implies, and the check that a checkpoint's weights
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
+from vlit.config.checkpoint import read_json
 from vlit.errors import VlitError
 
+__all__ = ["check_covered", "dtype_of", "preprocessor", "read_json", "resize_rule"]
+
 DTYPE_NAMES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise VlitError(f"{path}: missing") from None
-    except json.JSONDecodeError as e:
-        raise VlitError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise VlitError(f"{path}: expected a JSON object")
-    return data
 
 
 def preprocessor(folder: Path) -> dict[str, Any]:
