@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
-from typing import get_args
 
 import pytest
 
+from vlit.config import ConfigError
 from vlit.errors import VlitError
-from vlit.evaluation.benchmarks import READERS, Format, load_samples, resolve_benchmarks
+from vlit.evaluation.benchmarks import READERS, BenchmarkConfig, load_samples, resolve_benchmarks
 
 
-def test_every_format_has_its_reader():
-    assert set(READERS) == set(get_args(Format))
+def test_a_benchmark_names_a_reader_or_one_of_the_papers_benchmarks():
+    from vlit.evaluation.suites import SUITES
+
+    assert not set(READERS) & set(SUITES)
+    with pytest.raises(ConfigError, match="'nope' is not a benchmark vlit reads"):
+        BenchmarkConfig(name="x", format="nope", path="x.json")
 
 
 def _questions(path, rows) -> None:
@@ -45,7 +49,7 @@ def test_yaml_paths_are_relative_to_the_yaml_and_names_unique(tmp_path):
     with pytest.raises(VlitError, match="name 'mine' appears more than once"):
         resolve_benchmarks([str(listing), str(listing)])
     listing.write_text("benchmarks:\n  - {name: x, format: pdf, path: q.jsonl}\n")
-    with pytest.raises(VlitError, match=r"benches.yaml: benchmarks\[0\]\.format: 'pdf' is not one of"):
+    with pytest.raises(VlitError, match=r"benches.yaml: benchmarks\[0\]\.format: 'pdf' is not a benchmark vlit reads"):
         resolve_benchmarks([str(listing)])
-    with pytest.raises(VlitError, match="not a benchmark YAML, a quickstart folder or a dataset file"):
+    with pytest.raises(VlitError, match="a benchmark YAML, a quickstart folder or a dataset file"):
         resolve_benchmarks([str(tmp_path / "notes.txt")])

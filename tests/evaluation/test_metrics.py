@@ -191,11 +191,13 @@ def test_predicted_boxes_are_read_in_the_models_frame():
     assert refer_metrics(["{<12><40><55><70>}"], [sample])["accuracy"] == 0.0
 
 
-def test_metric_table_names_every_eval_task():
+def test_metric_table_names_every_eval_task_and_every_benchmarks_metric():
     from vlit.evaluation.metrics import METRICS
     from vlit.evaluation.samples import EVAL_TASKS
+    from vlit.evaluation.suites import SUITES
 
-    assert tuple(METRICS) == EVAL_TASKS
-    assert {name: m.headline for name, m in METRICS.items()} == {
+    assert tuple(METRICS)[: len(EVAL_TASKS)] == EVAL_TASKS
+    assert {s.metric for s in SUITES.values()} | set(EVAL_TASKS) == set(METRICS)
+    assert {name: METRICS[name].headline for name in EVAL_TASKS} == {
         "vqa": "vqa_accuracy", "multiple_choice": "accuracy", "classification": "accuracy", "yes_no": "accuracy",
         "caption": "cider", "refer": "accuracy", "open": None}

@@ -25,7 +25,9 @@ from vlit.data.reading.rows import iter_raw_rows
 from vlit.errors import VlitError
 from vlit.evaluation.samples import EvalSample, EvalTask
 
-Format = Literal["vlit", "llava_questions", "vqav2", "scienceqa", "refexp", "coco_captions"]
+Format = str
+"""A generic format of `READERS` (vlit, llava_questions, vqav2, scienceqa, refexp, coco_captions) or the name of
+one of the papers' benchmarks (`vlit.evaluation.suites.SUITES`: pope, mme, gqa, ...)."""
 
 
 @dataclass
@@ -49,6 +51,20 @@ class BenchmarkConfig:
     max_new_tokens: int = 32
     types: list[str] = field(default_factory=list)
     """vlit datasets: only rows of these task types (default: every type a metric scores, `SCORABLE_TYPES`)."""
+
+    def __post_init__(self) -> None:
+        from vlit.evaluation.suites import SUITES
+
+        if self.format not in READERS and self.format not in SUITES:
+            raise ConfigError(f"format: {self.format!r} is not a benchmark vlit reads (benchmarks: "
+                              f"{', '.join(SUITES)}; formats: {', '.join(READERS)})")
+
+    @property
+    def suite(self):
+        """The papers' benchmark this is (`SUITES`), or None for a generic format."""
+        from vlit.evaluation.suites import suite_of
+
+        return suite_of(self.format)
 
 
 Reader = Callable[["BenchmarkConfig", PromptStyle, StyleName, int, "ImageSpec | None"], list[EvalSample]]
@@ -110,7 +126,8 @@ def load_samples(bench: BenchmarkConfig, style: PromptStyle, seed: int = 0,
     """The benchmark's samples in `style` (already resolved from `auto`); boxes in questions are named in
     `frame`, the model's image input (None: on the original image)."""
     render: StyleName = "llava15" if style == "as_is" else style
-    samples = READERS[bench.format](bench, style, render, seed, frame)
+    reader = READERS.get(bench.format) or bench.suite.read
+    samples = reader(bench, style, render, seed, frame)
     return samples[: bench.max_samples] if bench.max_samples is not None else samples
 
 
@@ -135,12 +152,24 @@ def quickstart_benchmarks(root: Path, max_samples: int | None = None,
 
 
 def resolve_benchmarks(items: list[str], max_samples: int | None = None) -> list[BenchmarkConfig]:
-    """`--benchmarks` arguments -> configs: a YAML list of benchmarks, a quickstart build folder, or one
-    dataset file (vlit JSON, or LLaVA question JSONL)."""
+    """`--benchmarks` arguments -> configs: `NAME=PATH` for one of the papers' benchmarks (`pope=eval/pope`), a
+    YAML list of benchmarks, a quickstart build folder, or one dataset file (vlit JSON, or LLaVA question
+    JSONL)."""
+    from vlit.evaluation.suites import SUITES
+
     out: list[BenchmarkConfig] = []
     for item in items:
         path = Path(item)
-        if path.is_dir():
+        name, sep, target = item.partition("=")
+        if sep and not path.exists():
+            if name not in SUITES:
+                raise VlitError(f"{item}: {name!r} is not a benchmark vlit knows ({', '.join(SUITES)})")
+            suite = SUITES[name]
+            if not Path(target).exists():
+                raise VlitError(f"{item}: {target}: no such file or folder ({name} reads {suite.files})")
+            out.append(BenchmarkConfig(name=name, format=name, path=target, mode=suite.mode,
+                                       max_new_tokens=suite.max_new_tokens, max_samples=max_samples))
+        elif path.is_dir():
             out += quickstart_benchmarks(path, max_samples)
         elif path.suffix in (".yaml", ".yml"):
             out += _from_yaml(path, max_samples)
@@ -149,7 +178,7 @@ def resolve_benchmarks(items: list[str], max_samples: int | None = None) -> list
             out.append(BenchmarkConfig(name=path.stem if path.stem != "test" else path.parent.name, format=fmt,
                                        path=str(path), max_samples=max_samples))
         else:
-            raise VlitError(f"{item}: not a benchmark YAML, a quickstart folder or a dataset file")
+            raise VlitError(f"{item}: not NAME=PATH, a benchmark YAML, a quickstart folder or a dataset file")
     names = [b.name for b in out]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

@@ -12,8 +12,11 @@ from vlit.config.model import StyleName
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="vlit eval", description="Score checkpoints on benchmarks; one table, held-in and held-out.")
-    parser.add_argument("--checkpoint", nargs="+", required=True, type=Path,
+    parser.add_argument("--checkpoint", nargs="+", default=[], type=Path,
                         help="checkpoint folder(s); several give one table side by side")
+    parser.add_argument("--predictions", nargs="+", default=[], metavar="NAME=FILE",
+                        help="score answers produced elsewhere (LLaVA's answers JSONL, {question_id, text}, or "
+                             "vlit's predictions) for the benchmark NAME; no model runs")
     parser.add_argument("--benchmarks", nargs="+", required=True,
                         help="a quickstart build folder, a benchmark YAML list, or a dataset file")
     parser.add_argument("--out", required=True, type=Path)
@@ -30,6 +33,22 @@ def main(argv: list[str]) -> int:
     from vlit.evaluation.runner import evaluate
 
     benchmarks = resolve_benchmarks(args.benchmarks, args.max_samples)
+    if not args.checkpoint and not args.predictions:
+        parser.error("give --checkpoint (run a model) or --predictions (score answers made elsewhere)")
+    if args.predictions:
+        from vlit.evaluation.runner import score_predictions
+
+        by_name = {b.name: b for b in benchmarks}
+        results = []
+        for item in args.predictions:
+            name, sep, file = item.partition("=")
+            if not sep or name not in by_name:
+                parser.error(f"--predictions {item}: expected NAME=FILE with NAME one of --benchmarks "
+                             f"({', '.join(by_name)})")
+            results += score_predictions(Path(file).stem, by_name[name], Path(file), args.out)
+        table = write_report(results, args.out)
+        print(table.read_text())
+        return 0
     if args.mode:
         for bench in benchmarks:
             bench.mode = args.mode

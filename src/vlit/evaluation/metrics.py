@@ -139,6 +139,23 @@ def yes_no_metrics(predictions: Sequence[str], samples: Sequence[EvalSample]) ->
     return yes_no_scores([pope_answer(p) for p in predictions], truth)
 
 
+def pope_metrics(predictions: Sequence[str], samples: Sequence[EvalSample]) -> dict[str, float]:
+    """LLaVA's `eval_pope.py` per category (`meta["category"]`: adversarial, popular, random): precision,
+    recall, F1, accuracy, yes-ratio as `<category>/<name>`; `f1` and `accuracy` are their means over the
+    categories (LLaVA-1.5 reports the F1)."""
+    _check(predictions, samples, "yes_no")
+    out: dict[str, float] = {}
+    categories = list(dict.fromkeys(str(s.meta.get("category", "all")) for s in samples))
+    for category in categories:
+        pairs = [(p, s) for p, s in zip(predictions, samples, strict=True)
+                 if str(s.meta.get("category", "all")) == category]
+        scores = yes_no_metrics([p for p, _ in pairs], [s for _, s in pairs])
+        out |= {f"{category}/{k}": v for k, v in scores.items()}
+    for name in ("f1", "accuracy", "precision", "recall", "yes_ratio"):
+        out[name] = _mean([out[f"{c}/{name}"] for c in categories])
+    return out
+
+
 def refer_metrics(predictions: Sequence[str], samples: Sequence[EvalSample]) -> dict[str, float]:
     """Referring expressions: `accuracy` (IoU > 0.5 with the target box, MiniGPT-v2's rule), `mean_iou`, and
     `unparsed` (answers holding no box; IoU 0). Boxes are compared in pixels of the original image: a
@@ -181,6 +198,7 @@ METRICS: dict[str, MetricSpec] = {
     "caption": MetricSpec(caption_metrics, "cider"),
     "refer": MetricSpec(refer_metrics, "accuracy"),
     "open": MetricSpec(None, None),
+    "pope": MetricSpec(pope_metrics, "f1"),
 }
 """Every metric by name (`EvalTask`, and `TaskSpec.metric` of the task types it scores)."""
 

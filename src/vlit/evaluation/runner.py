@@ -93,14 +93,38 @@ def run_benchmark(pipe: Pipeline, label: str, bench: BenchmarkConfig, out: Path,
                 f.write(json.dumps({"id": sample.id, "prediction": answer}, ensure_ascii=False) + "\n")
             f.flush()
             bar.update(len(batch))
+    return score(label, bench, samples, [done[s.id] for s in samples], folder)
+
+
+def score(label: str, bench: BenchmarkConfig, samples: list[EvalSample], predictions: list[str],
+          folder: Path) -> list[Result]:
+    """Score predictions (in sample order) and write `<benchmark>.metrics.json`: one result per task, or for
+    one of the papers' benchmarks one result by its reference script's metric."""
+    suite = bench.suite
+    groups = {suite.metric: list(range(len(samples)))} if suite else {}
+    for i, sample in enumerate(samples if not suite else []):
+        groups.setdefault(sample.task, []).append(i)
     results = []
-    for task in dict.fromkeys(s.task for s in samples):
-        subset = [s for s in samples if s.task == task]
-        metrics = metric_for(task)([done[s.id] for s in subset], subset)
-        results.append(Result(label, bench.name, bench.split, task, metrics, len(subset)))
+    for metric, indices in groups.items():
+        subset = [samples[i] for i in indices]
+        metrics = metric_for(metric)([predictions[i] for i in indices], subset)
+        results.append(Result(label, bench.name, bench.split, metric, metrics, len(subset)))
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{bench.name}.metrics.json").write_text(json.dumps(
         {r.task: {"count": r.count, "split": r.split, **r.metrics} for r in results}, indent=2) + "\n")
+    if suite and suite.submission:
+        suite.submission(samples, predictions, folder)
     return results
+
+
+def score_predictions(label: str, bench: BenchmarkConfig, path: Path, out: Path) -> list[Result]:
+    """Score answers produced elsewhere (`read_predictions`): no model runs. Questions are read in the style
+    LLaVA's files are written in (as is), which is also how the answers were asked."""
+    from vlit.evaluation.predictions import read_predictions
+
+    style = bench.style if bench.style != "auto" else "llava15"
+    samples = load_samples(bench, style)
+    return score(label, bench, samples, read_predictions(path, samples), out / label)
 
 
 def evaluate(checkpoints: dict[str, Path | Pipeline], benchmarks: list[BenchmarkConfig], out: Path,

@@ -1,0 +1,24 @@
+"""The papers' benchmarks, known by name (`vlit eval --benchmarks pope=playground/data/eval/pope`): for each,
+how its files are found and read as users have them on disk (LLaVA's `playground/data/eval/`, the official
+releases, MiniGPT-v2's `eval_data/`), how it is asked per prompt style, and how its reference script scores it.
+
+One module per benchmark (or family) holds its reader and, where it has one of its own, its metric; `SUITES`
+below is the one table of them. A suite's metric is a `vlit.evaluation.metrics.METRICS` name.
+"""
+
+from __future__ import annotations
+
+from vlit.evaluation.suites.base import Suite
+from vlit.evaluation.suites.pope import POPE
+
+SUITES: dict[str, Suite] = {
+    "pope": POPE,
+}
+"""Benchmark name -> suite. A new benchmark is one module and one entry."""
+
+
+def suite_of(name: str) -> Suite | None:
+    return SUITES.get(name)
+
+
+__all__ = ["SUITES", "Suite", "suite_of"]
