@@ -19,6 +19,8 @@ from vlit.evaluation.captioning import caption_scores
 from vlit.evaluation.extract import extract_box, extract_choice, extract_option, pope_answer
 from vlit.evaluation.normalize import clean_whitespace, normalize_answer
 from vlit.evaluation.samples import EvalSample, EvalTask
+from vlit.evaluation.suites.captions import nocaps_metrics
+from vlit.evaluation.suites.refcoco import refcoco_metrics
 
 Metric = Callable[[Sequence[str], Sequence[EvalSample]], dict[str, float]]
 IOU_THRESHOLD = 0.5
@@ -199,6 +201,8 @@ METRICS: dict[str, MetricSpec] = {
     "refer": MetricSpec(refer_metrics, "accuracy"),
     "open": MetricSpec(None, None),
     "pope": MetricSpec(pope_metrics, "f1"),
+    "refcoco": MetricSpec(refcoco_metrics, "accuracy"),
+    "nocaps": MetricSpec(nocaps_metrics, "cider"),
 }
 """Every metric by name (`EvalTask`, and `TaskSpec.metric` of the task types it scores)."""
 

@@ -9,10 +9,17 @@ below is the one table of them. A suite's metric is a `vlit.evaluation.metrics.M
 from __future__ import annotations
 
 from vlit.evaluation.suites.base import Suite
+from vlit.evaluation.suites.captions import FLICKR30K, NOCAPS
 from vlit.evaluation.suites.pope import POPE
+from vlit.evaluation.suites.refcoco import REFCOCO, REFCOCO_PLUS, REFCOCOG
 
 SUITES: dict[str, Suite] = {
     "pope": POPE,
+    "refcoco": REFCOCO,
+    "refcoco+": REFCOCO_PLUS,
+    "refcocog": REFCOCOG,
+    "flickr30k": FLICKR30K,
+    "nocaps": NOCAPS,
 }
 """Benchmark name -> suite. A new benchmark is one module and one entry."""
 

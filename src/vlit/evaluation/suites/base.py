@@ -19,6 +19,23 @@ MMBench's xlsx/tsv, SEED's JSONL); written beside the predictions."""
 
 
 @dataclass(frozen=True)
+class Pooled:
+    """A number a paper prints over the parts of several benchmarks at once (MiniGPT-v2's RefCOCO/+/g average
+    of 8 split accuracies): the report adds it as one more column where a checkpoint has every part."""
+
+    name: str
+    """The column's title."""
+    members: tuple[str, ...]
+    """The benchmarks (`SUITES` names) whose parts it averages."""
+    parts: int
+    """How many part scores the published number averages; with fewer the column stays empty."""
+    key: str
+    """The suffix of a part's score among a member's metrics (`"/accuracy"`: `testA/accuracy`, ...)."""
+    published: dict[str, float] = field(default_factory=dict)
+    """Model -> the number as printed (x 100)."""
+
+
+@dataclass(frozen=True)
 class Suite:
     read: Reader
     """(benchmark config, style, style to render in, seed, frame) -> samples, as `benchmarks.READERS`."""
@@ -31,6 +48,8 @@ class Suite:
     published: dict[str, float] = field(default_factory=dict)
     """Model -> the headline number its paper reports here (x 100, as printed), shown beside vlit's."""
     submission: Submission | None = None
+    pooled: Pooled | None = None
+    """The paper's average over this and other benchmarks that it belongs to, if any."""
 
 
 def find_file(folder: Path, names: tuple[str, ...], what: str) -> Path:
