@@ -9,10 +9,14 @@ below is the one table of them. A suite's metric is a `vlit.evaluation.metrics.M
 from __future__ import annotations
 
 from vlit.evaluation.suites.base import Suite
+from vlit.evaluation.suites.llava_bench import LLAVA_BENCH
+from vlit.evaluation.suites.mmvet import MMVET
 from vlit.evaluation.suites.pope import POPE
 
 SUITES: dict[str, Suite] = {
     "pope": POPE,
+    "llava_bench": LLAVA_BENCH,
+    "mmvet": MMVET,
 }
 """Benchmark name -> suite. A new benchmark is one module and one entry."""
 
