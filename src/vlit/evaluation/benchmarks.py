@@ -23,7 +23,8 @@ from vlit.data.loading.transforms import ImageSpec
 from vlit.data.prompting.tasks import SCORABLE_TYPES, task_spec
 from vlit.data.reading.rows import iter_raw_rows
 from vlit.errors import VlitError
-from vlit.evaluation.samples import EvalSample, EvalTask
+from vlit.evaluation.badrows import collecting_bad_rows
+from vlit.evaluation.samples import EvalSample, EvalTask, Samples
 
 Format = str
 """A generic format of `READERS` (vlit, llava_questions, vqav2, scienceqa, refexp, coco_captions) or the name of
@@ -122,13 +123,18 @@ READERS: dict[str, Reader] = {"vlit": _vlit, "llava_questions": _llava_questions
 
 
 def load_samples(bench: BenchmarkConfig, style: PromptStyle, seed: int = 0,
-                 frame: ImageSpec | None = None) -> list[EvalSample]:
+                 frame: ImageSpec | None = None) -> Samples:
     """The benchmark's samples in `style` (already resolved from `auto`); boxes in questions are named in
-    `frame`, the model's image input (None: on the original image)."""
+    `frame`, the model's image input (None: on the original image). A bad row of the benchmark's files is
+    named in a warning and skipped (`Samples.skipped`), where its reader parses rows through
+    `vlit.evaluation.badrows`; a file that cannot be read at all still raises."""
     render: StyleName = "llava15" if style == "as_is" else style
     reader = READERS.get(bench.format) or bench.suite.read
-    samples = reader(bench, style, render, seed, frame)
-    return samples[: bench.max_samples] if bench.max_samples is not None else samples
+    with collecting_bad_rows() as bad:
+        samples = reader(bench, style, render, seed, frame)
+    if bench.max_samples is not None:
+        samples = samples[: bench.max_samples]
+    return Samples(samples, bad.found)
 
 
 def quickstart_benchmarks(root: Path, max_samples: int | None = None,

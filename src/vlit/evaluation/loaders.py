@@ -1,7 +1,8 @@
 """Benchmark loaders for LLaVA evaluation question files, ScienceQA's `problems.json` and vlit's own built
 datasets; the COCO-family formats (VQAv2, RefCOCO, COCO captions) are in `vlit.evaluation.coco`.
 
-Each returns `EvalSample`s in file order; a bad row raises naming the file and the row or field.
+Each returns `EvalSample`s in file order; a bad row raises naming the file and the row or field (LLaVA question
+files: or is named and skipped while a benchmark is read, `vlit.evaluation.badrows`).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from vlit.data.loading.transforms import ImageSpec
 from vlit.data.prompting.styles import LETTERS
 from vlit.data.prompting.tasks import task_spec
 from vlit.data.prompting.templates import TaskRecord
-from vlit.data.reading.llava import read_conversations, read_questions
-from vlit.data.reading.rows import iter_raw_rows, read_rows
+from vlit.data.reading.llava import parse_question, read_conversations
+from vlit.data.reading.rows import iter_raw_rows
 from vlit.errors import VlitError
+from vlit.evaluation.badrows import Row, keep_good, parse_rows, read_each
 from vlit.evaluation.samples import (
     EVAL_TASKS,
     EvalSample,
@@ -53,9 +55,11 @@ def _row_references(row: dict[str, Any], where: str) -> list[Any] | None:
 
 
 def _read_answers(path: str | Path) -> dict[str, tuple[list[Any], str]]:
-    """question_id -> (references, where) from a JSON array or JSONL answers file."""
+    """question_id -> (references, where) from a JSON array or JSONL answers file; bad rows are named
+    (`vlit.evaluation.badrows`)."""
     out: dict[str, tuple[list[Any], str]] = {}
-    for where, row in read_rows(path):
+
+    def parse(row: Any, where: str) -> None:
         question_id = str(field_of(row, "question_id", (str, int), where))
         references = _row_references(row, where)
         if references is None:
@@ -63,6 +67,8 @@ def _read_answers(path: str | Path) -> dict[str, tuple[list[Any], str]]:
         if question_id in out:
             raise VlitError(f"{where}.question_id: {question_id} repeats {out[question_id][1]}")
         out[question_id] = (references, where)
+
+    read_each(path, parse)
     return out
 
 
@@ -110,22 +116,29 @@ def load_llava_questions(path: str | Path, image_root: str | Path | None = None,
     text does not contain it yet. The ground truth comes from `answers` (rows keyed by `question_id` with
     `answers`, `answer` or `label`, like POPE's label files), else from the question rows' own such keys;
     every question needs one unless `task` is "open". For `multiple_choice` the answer is a letter or an index
-    and the options come from the row's `options`/`choices` or its `A. ...` lines.
+    and the options come from the row's `options`/`choices` or its `A. ...` lines. A bad row raises, or is
+    named and skipped while a benchmark is read (`vlit.evaluation.badrows`).
     """
+    return keep_good(llava_question_rows(path, image_root, answers, task, prompt), path)
+
+
+def llava_question_rows(path: str | Path, image_root: str | Path | None = None,
+                        answers: str | Path | None = None, task: EvalTask = "vqa",
+                        prompt: str | None = None) -> list[Row[EvalSample]]:
+    """Each row of a LLaVA question file as a sample or the error that stops it (`load_llava_questions`), for
+    readers that pair rows with another file and must know which rows were bad (POPE's labels)."""
     if task not in EVAL_TASKS:
         raise VlitError(f"task: {task!r} is not one of {', '.join(EVAL_TASKS)}")
     truth = _read_answers(answers) if answers is not None else {}
-    # read_questions checks the rows; the raw rows (same order, same count) give the keys it moves to meta.
-    raws = [raw for raw in iter_raw_rows(path) if raw.error is None]
     seen: dict[str, str] = {}
-    samples = []
-    for question, raw in zip(read_questions(path), raws, strict=True):
-        where = raw.where
+
+    def parse(row: Any, where: str) -> EvalSample:
+        question = parse_question(row, where)
         if question.id in seen:
             raise VlitError(f"{where}.question_id: {question.id} repeats {seen[question.id]}")
         seen[question.id] = where
         if answers is None:
-            references = _row_references(raw.value, where)
+            references = _row_references(row, where)
         elif question.id in truth:
             references = truth[question.id][0]
         else:
@@ -136,14 +149,15 @@ def load_llava_questions(path: str | Path, image_root: str | Path | None = None,
         text = question.turns[0].content
         if prompt is not None and prompt not in text:
             text = f"{text}\n{prompt}"
-        options = _options(raw.value, text, where)
+        options = _options(row, text, where)
         if task == "multiple_choice" and not options:
             raise VlitError(f"{where}: no options (expected `options`, `choices` or `A. ...` lines in text)")
         images = [image_path(image_root, str(i)) for i in question.images]
         meta = {k: v for k, v in question.meta.items() if k not in _ANSWER_KEYS}
-        samples.append(EvalSample(question.id, Conversation([Turn("user", text)], images, question.id), task,
-                                  _task_references(task, references or [], options, where), options, meta))
-    return samples
+        return EvalSample(question.id, Conversation([Turn("user", text)], images, question.id), task,
+                          _task_references(task, references or [], options, where), options, meta)
+
+    return parse_rows(iter_raw_rows(path), parse)
 
 
 # ---- ScienceQA --------------------------------------------------------------------------------------------

@@ -190,6 +190,9 @@ class MetricSpec:
     """None: the answers are generated but judged by a person or a model, not here."""
     headline: str | None
     """The key of `score`'s result a table shows (as the papers report them)."""
+    scale: float = 100.0
+    """The headline times this is the number the papers print: 100 for fractions (accuracy, CIDEr, a relative
+    score); 1 for a number already in the paper's units (MME's summed score)."""
 
 
 METRICS: dict[str, MetricSpec] = {
@@ -203,6 +206,9 @@ METRICS: dict[str, MetricSpec] = {
     "pope": MetricSpec(pope_metrics, "f1"),
     "refcoco": MetricSpec(refcoco_metrics, "accuracy"),
     "nocaps": MetricSpec(nocaps_metrics, "cider"),
+    # Judged by a model (`Suite.judged`, `vlit eval --judge-url`): no function here, only the headline.
+    "llava_bench": MetricSpec(None, "relative"),
+    "mmvet": MetricSpec(None, "total"),
 }
 """Every metric by name (`EvalTask`, and `TaskSpec.metric` of the task types it scores)."""
 
@@ -220,6 +226,6 @@ def metric_for(task: EvalTask) -> Metric:
     """The metric that scores samples of `task`."""
     spec = metric_spec(task)
     if spec.score is None:
-        raise VlitError(f"task {task!r}: free answers (LLaVA-Bench, MM-Vet) are judged by a person or a model; "
-                        "vlit generates them but has no automatic metric")
+        raise VlitError(f"task {task!r}: free answers are judged by a person or a model (LLaVA-Bench and MM-Vet "
+                        "by a judge model: vlit eval --judge-url), not by a metric")
     return spec.score

@@ -1,7 +1,9 @@
 """The comparison table: checkpoints as rows, benchmarks as columns grouped held-in then held-out, each with
 its average, as InstructBLIP's zero-shot tables are laid out; then the papers' averages over several benchmarks
-(`Suite.pooled`), and under the checkpoints one row per published model with its paper's numbers in the columns
-that compute the same thing."""
+(`Suite.pooled`). Each cell is the benchmark's headline as the papers print it (x 100; MME's sum as is); below
+the run's rows, one row per published model (LLaVA-1.5-7B, InstructBLIP, MiniGPT-v2) with its paper's number
+where a column has one (`Suite.published`, `Pooled.published`). An open-ended set scored by no judge shows
+"unscored"."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from vlit.evaluation.metrics import metric_spec
 from vlit.evaluation.runner import Result
 from vlit.evaluation.suites import SUITES
 from vlit.evaluation.suites.base import Pooled
+
+SPLITS = (("held_in", "held-in"), ("held_out", "held-out"))
 
 
 def _columns(results: list[Result]) -> dict[str, list[tuple[str, str]]]:
@@ -40,30 +44,33 @@ def pooled_value(pool: Pooled, results: list[Result]) -> float | None:
     return sum(parts) / len(parts) * 100 if len(parts) == pool.parts else None
 
 
-def _published_rows(cols: dict[str, list[tuple[str, str]]], pools: list[Pooled]) -> list[list[str]]:
-    """One row per model a paper reports on some column: its numbers as printed, "–" elsewhere."""
-    suites = {split: [SUITES.get(bench) for bench, _ in cols[split]] for split in cols}
-    models = [m for split in cols for s in suites[split] if s is not None for m in s.published]
-    models += [m for pool in pools for m in pool.published]
-    rows = []
-    for model in dict.fromkeys(models):
-        row = [f"{model} (published)"]
-        for split in ("held_in", "held_out"):
-            row += [f"{s.published[model]:g}" if s is not None and model in s.published else "–"
-                    for s in suites[split]]
-            row += ["–"] if cols[split] else []
-        row += [f"{p.published[model]:g}" if model in p.published else "–" for p in pools]
-        rows.append(row)
-    return rows
+def _row(name: str, cols: dict[str, list[tuple[str, str]]], cell: dict[tuple[str, str], float | str],
+         pooled: list[str]) -> str:
+    """One table row: a cell per column (a number, "unscored", or "–" for none), an average per split, then
+    the pooled averages."""
+    row = [name]
+    for split, _ in SPLITS:
+        values = []
+        for key in cols[split]:
+            value = cell.get(key, "–")
+            if isinstance(value, float):
+                values.append(value)
+                row.append(f"{value:.1f}")
+            else:
+                row.append(value)
+        if cols[split]:
+            # An average over some of the columns would not compare with the full rows' averages.
+            complete = len(values) == len(cols[split])
+            row.append(f"**{sum(values) / len(values):.1f}**" if complete else "–")
+    return "| " + " | ".join(row + pooled) + " |"
 
 
 def markdown_table(results: list[Result]) -> str:
-    """Primary metric x 100 (accuracy, VQA accuracy, CIDEr) per checkpoint and benchmark."""
+    """The headline of each benchmark per checkpoint, as the papers print it, then the published rows."""
     cols = _columns(results)
     pools = _pools(results)
-    by = {(r.checkpoint, r.benchmark, r.task): r for r in results}
     header, rule = ["checkpoint"], ["---"]
-    for split, title in (("held_in", "held-in"), ("held_out", "held-out")):
+    for split, title in SPLITS:
         for bench, task in cols[split]:
             header.append(f"{bench} ({title}, {metric_spec(task).headline})")
             rule.append("---:")
@@ -75,22 +82,21 @@ def markdown_table(results: list[Result]) -> str:
         rule.append("---:")
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(rule) + "|"]
     for checkpoint in dict.fromkeys(r.checkpoint for r in results):
-        row = [checkpoint]
-        for split in ("held_in", "held_out"):
-            values = []
-            for bench, task in cols[split]:
-                r = by.get((checkpoint, bench, task))
-                values += [r.primary * 100] if r else []
-                row.append(f"{r.primary * 100:.1f}" if r else "–")
-            if cols[split]:
-                # An average over some of the columns would not compare with the full rows' averages.
-                complete = len(values) == len(cols[split])
-                row.append(f"**{sum(values) / len(values):.1f}**" if complete else "–")
-        for pool in pools:
-            value = pooled_value(pool, [r for r in results if r.checkpoint == checkpoint])
-            row.append("–" if value is None else f"{value:.2f}")
-        lines.append("| " + " | ".join(row) + " |")
-    lines += ["| " + " | ".join(row) + " |" for row in _published_rows(cols, pools)]
+        cells: dict[tuple[str, str], float | str] = {
+            (r.benchmark, r.task): "unscored" if r.shown is None else r.shown
+            for r in results if r.checkpoint == checkpoint}
+        values = [pooled_value(pool, [r for r in results if r.checkpoint == checkpoint]) for pool in pools]
+        lines.append(_row(checkpoint, cols, cells, ["–" if v is None else f"{v:.2f}" for v in values]))
+    published: dict[str, dict[tuple[str, str], float | str]] = {}
+    for r in results:
+        for model, value in r.published.items():
+            published.setdefault(model, {})[(r.benchmark, r.task)] = float(value)
+    for pool in pools:
+        for model in pool.published:
+            published.setdefault(model, {})
+    for model, cells in published.items():
+        pooled = [f"{p.published[model]:g}" if model in p.published else "–" for p in pools]
+        lines.append(_row(f"*{model} (published)*", cols, cells, pooled))
     return "\n".join(lines) + "\n"
 
 
@@ -98,7 +104,9 @@ def write_report(results: list[Result], out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(
         [{"checkpoint": r.checkpoint, "benchmark": r.benchmark, "split": r.split, "task": r.task,
-          "count": r.count, **r.metrics} for r in results], indent=2) + "\n")
+          "count": r.count, "skipped_rows": r.skipped_rows, **({"unscored": r.unscored} if r.unscored else {}),
+          **({"judge": r.judge} if r.judge else {}), **({"published": r.published} if r.published else {}),
+          **r.metrics} for r in results], indent=2) + "\n")
     path = out / "results.md"
     path.write_text(markdown_table(results))
     return path

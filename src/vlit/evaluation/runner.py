@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -13,8 +13,10 @@ from tqdm.auto import tqdm
 from vlit.config.data import PromptStyle as DatasetStyle
 from vlit.data.prompting.styles import LETTERS, PromptStyle, get_style
 from vlit.evaluation.benchmarks import BenchmarkConfig, load_samples
+from vlit.evaluation.judge import Judge, JudgeLog
 from vlit.evaluation.metrics import metric_for, metric_spec
-from vlit.evaluation.samples import EvalSample
+from vlit.evaluation.samples import EvalSample, Samples
+from vlit.evaluation.suites.base import Unscored
 from vlit.inference.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -27,10 +29,24 @@ class Result:
     task: str
     metrics: dict[str, float]
     count: int
+    published: dict[str, float] = field(default_factory=dict)
+    """The benchmark's published numbers by model (`Suite.published`), for the report's rows beside this one."""
+    skipped_rows: int = 0
+    """Bad rows of the benchmark's files, named and skipped (`vlit.evaluation.badrows`)."""
+    unscored: str | None = None
+    """Why the predictions were written but not scored (an open-ended set without a judge)."""
+    judge: str | None = None
+    """The judge model that scored it, for open-ended sets."""
 
     @property
-    def primary(self) -> float:
-        return self.metrics[metric_spec(self.task).headline]
+    def primary(self) -> float | None:
+        """The headline metric as computed (a fraction for most); None when unscored."""
+        return None if self.unscored else self.metrics[metric_spec(self.task).headline]
+
+    @property
+    def shown(self) -> float | None:
+        """The headline as the papers print it (x 100; MME's sum as is)."""
+        return None if self.primary is None else self.primary * metric_spec(self.task).scale
 
 
 def _read_done(path: Path) -> dict[str, str]:
@@ -63,7 +79,7 @@ def _answer(pipe: Pipeline, bench: BenchmarkConfig, batch: list[EvalSample], sty
 
 
 def run_benchmark(pipe: Pipeline, label: str, bench: BenchmarkConfig, out: Path, batch_size: int = 8,
-                  style: DatasetStyle | None = None) -> list[Result]:
+                  style: DatasetStyle | None = None, judge: Judge | None = None) -> list[Result]:
     """Predict (resuming any earlier partial run) and score one benchmark; returns a result per task.
 
     The questions are asked in `style` (`--style`), else the benchmark's own, else (`auto`) the style the
@@ -93,46 +109,85 @@ def run_benchmark(pipe: Pipeline, label: str, bench: BenchmarkConfig, out: Path,
                 f.write(json.dumps({"id": sample.id, "prediction": answer}, ensure_ascii=False) + "\n")
             f.flush()
             bar.update(len(batch))
-    return score(label, bench, samples, [done[s.id] for s in samples], folder)
+    return score(label, bench, samples, [done[s.id] for s in samples], folder, judge)
 
 
 def score(label: str, bench: BenchmarkConfig, samples: list[EvalSample], predictions: list[str],
-          folder: Path) -> list[Result]:
+          folder: Path, judge: Judge | None = None) -> list[Result]:
     """Score predictions (in sample order) and write `<benchmark>.metrics.json`: one result per task, or for
-    one of the papers' benchmarks one result by its reference script's metric."""
+    one of the papers' benchmarks one result by its reference script's metric; an open-ended benchmark by the
+    `judge` (unscored without one). `skipped_rows` counts the bad rows named while reading (`Samples`)."""
     suite = bench.suite
-    groups = {suite.metric: list(range(len(samples)))} if suite else {}
-    for i, sample in enumerate(samples if not suite else []):
-        groups.setdefault(sample.task, []).append(i)
-    results = []
-    for metric, indices in groups.items():
-        subset = [samples[i] for i in indices]
-        metrics = metric_for(metric)([predictions[i] for i in indices], subset)
-        results.append(Result(label, bench.name, bench.split, metric, metrics, len(subset)))
+    extra = {"published": dict(suite.published) if suite else {},
+             "skipped_rows": len(samples.skipped) if isinstance(samples, Samples) else 0}
+    if suite and suite.judged:
+        results = [_judged(label, bench, samples, predictions, folder, judge, extra)]
+    else:
+        groups = {suite.metric: list(range(len(samples)))} if suite else {}
+        for i, sample in enumerate(samples if not suite else []):
+            groups.setdefault(sample.task, []).append(i)
+        results = []
+        for metric, indices in groups.items():
+            subset = [samples[i] for i in indices]
+            if metric_spec(metric).score is None:
+                results.append(Result(label, bench.name, bench.split, metric, {}, len(subset), **extra,
+                                      unscored="free answers: no metric scores them"))
+                continue
+            metrics = metric_for(metric)([predictions[i] for i in indices], subset)
+            results.append(Result(label, bench.name, bench.split, metric, metrics, len(subset), **extra))
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{bench.name}.metrics.json").write_text(json.dumps(
-        {r.task: {"count": r.count, "split": r.split, **r.metrics} for r in results}, indent=2) + "\n")
+    (folder / f"{bench.name}.metrics.json").write_text(json.dumps({r.task: _entry(r) for r in results}, indent=2)
+                                                       + "\n")
     if suite and suite.submission:
         suite.submission(samples, predictions, folder)
     return results
 
 
-def score_predictions(label: str, bench: BenchmarkConfig, path: Path, out: Path) -> list[Result]:
+def _judged(label: str, bench: BenchmarkConfig, samples: list[EvalSample], predictions: list[str], folder: Path,
+            judge: Judge | None, extra: dict) -> Result:
+    suite = bench.suite
+    result = Result(label, bench.name, bench.split, suite.metric, {}, len(samples), **extra)
+    if judge is None:
+        result.unscored = "no judge model (vlit eval --judge-url URL --judge-model NAME)"
+    else:
+        try:
+            ask = JudgeLog(judge, folder / f"{bench.name}.judge.jsonl").ask
+            result.metrics = suite.judged(predictions, samples, ask)
+            result.judge = judge.model
+        except Unscored as e:
+            result.unscored = str(e)
+    if result.unscored:
+        log.warning("%s: predictions written, unscored: %s", bench.name, result.unscored)
+    return result
+
+
+def _entry(r: Result) -> dict:
+    """A result's entry of `<benchmark>.metrics.json`."""
+    entry: dict = {"count": r.count, "split": r.split, "skipped_rows": r.skipped_rows}
+    if r.unscored:
+        entry["unscored"] = r.unscored
+    if r.judge:
+        entry["judge"] = r.judge
+    return entry | r.metrics
+
+
+def score_predictions(label: str, bench: BenchmarkConfig, path: Path, out: Path,
+                      judge: Judge | None = None) -> list[Result]:
     """Score answers produced elsewhere (`read_predictions`): no model runs. Questions are read in the style
     LLaVA's files are written in (as is), which is also how the answers were asked."""
     from vlit.evaluation.predictions import read_predictions
 
     style = bench.style if bench.style != "auto" else "llava15"
     samples = load_samples(bench, style)
-    return score(label, bench, samples, read_predictions(path, samples), out / label)
+    return score(label, bench, samples, read_predictions(path, samples), out / label, judge)
 
 
 def evaluate(checkpoints: dict[str, Path | Pipeline], benchmarks: list[BenchmarkConfig], out: Path,
-             batch_size: int = 8, style: DatasetStyle | None = None) -> list[Result]:
+             batch_size: int = 8, style: DatasetStyle | None = None, judge: Judge | None = None) -> list[Result]:
     """Every benchmark on every checkpoint (label -> folder or a loaded Pipeline)."""
     results = []
     for label, source in checkpoints.items():
         pipe = source if isinstance(source, Pipeline) else Pipeline.from_pretrained(source)
         for bench in benchmarks:
-            results += run_benchmark(pipe, label, bench, out, batch_size, style)
+            results += run_benchmark(pipe, label, bench, out, batch_size, style, judge)
     return results

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
@@ -57,6 +58,15 @@ class EvalSample:
     def __post_init__(self) -> None:
         if self.task not in EVAL_TASKS:
             raise VlitError(f"sample {self.id}: task {self.task!r} is not one of {', '.join(EVAL_TASKS)}")
+
+
+class Samples(list[EvalSample]):
+    """A benchmark's samples (`load_samples`), with the bad rows of its files that were named and skipped
+    while reading them (`vlit.evaluation.badrows`)."""
+
+    def __init__(self, samples: Iterable[EvalSample] = (), skipped: Iterable[str] = ()) -> None:
+        super().__init__(samples)
+        self.skipped = list(skipped)
 
 
 # ---- helpers shared by the loaders ------------------------------------------------------------------------

@@ -114,7 +114,7 @@ def test_predictions_without_a_model_and_the_table(eval_data, tmp_path, capsys):
     table = capsys.readouterr().out
     # 75.0 headline; 2 of the 8 splits of MiniGPT-v2's average: no pooled number, but the published one shows.
     assert "| answers | 75.0 | **75.0** | – |" in table
-    assert "| MiniGPT-v2-7B (published) | – | – | 84.29 |" in table
+    assert "| *MiniGPT-v2-7B (published)* | – | – | 84.29 |" in table
 
 
 def test_the_pooled_average_needs_all_eight_splits():

@@ -204,6 +204,17 @@ def _question_problems(row: Any) -> list[Problem]:
     return problems
 
 
+def parse_question(row: Any, where: str) -> Conversation:
+    """One decoded question row -> a single-turn conversation; raises RowError naming its first problem."""
+    problems = _question_problems(row)
+    if problems:
+        raise RowError(where, problems[0])
+    image = row.get("image")
+    text = row["text"] if image is None or IMAGE_TOKEN in row["text"] else f"{IMAGE_TOKEN}\n{row['text']}"
+    meta = {k: v for k, v in row.items() if k not in ("image", "text")}
+    return Conversation([Turn("user", text)], [] if image is None else [image], str(row["question_id"]), meta)
+
+
 def read_questions(path: str | Path) -> list[Conversation]:
     """A LLaVA evaluation question file (`{"question_id", "image", "text", "category"}` per line) as
     single-turn conversations; `question_id`, `category` and any other key go to meta."""
@@ -211,13 +222,5 @@ def read_questions(path: str | Path) -> list[Conversation]:
     for raw in iter_raw_rows(path):
         if raw.error is not None:
             raise raw.error
-        problems = _question_problems(raw.value)
-        if problems:
-            raise RowError(raw.where, problems[0])
-        row = raw.value
-        image = row.get("image")
-        text = row["text"] if image is None or IMAGE_TOKEN in row["text"] else f"{IMAGE_TOKEN}\n{row['text']}"
-        meta = {k: v for k, v in row.items() if k not in ("image", "text")}
-        conversations.append(Conversation([Turn("user", text)], [] if image is None else [image],
-                                          str(row["question_id"]), meta))
+        conversations.append(parse_question(raw.value, raw.where))
     return conversations

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from vlit.evaluation.suites.base import Suite
 from vlit.evaluation.suites.captions import FLICKR30K, NOCAPS
+from vlit.evaluation.suites.llava_bench import LLAVA_BENCH
+from vlit.evaluation.suites.mmvet import MMVET
 from vlit.evaluation.suites.pope import POPE
 from vlit.evaluation.suites.refcoco import REFCOCO, REFCOCO_PLUS, REFCOCOG
 
@@ -20,6 +22,8 @@ SUITES: dict[str, Suite] = {
     "refcocog": REFCOCOG,
     "flickr30k": FLICKR30K,
     "nocaps": NOCAPS,
+    "llava_bench": LLAVA_BENCH,
+    "mmvet": MMVET,
 }
 """Benchmark name -> suite. A new benchmark is one module and one entry."""
 

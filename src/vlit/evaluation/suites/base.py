@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -11,11 +11,27 @@ from vlit.errors import VlitError
 
 if TYPE_CHECKING:
     from vlit.evaluation.benchmarks import Reader
+    from vlit.evaluation.judge import Ask
     from vlit.evaluation.samples import EvalSample
 
 Submission = Callable[[list["EvalSample"], list[str], Path], Path]
 """(samples, predictions, folder) -> the file a benchmark's evaluation server takes (VQAv2 test-dev's JSON,
 MMBench's xlsx/tsv, SEED's JSONL); written beside the predictions."""
+
+JudgedMetric = Callable[[Sequence[str], Sequence["EvalSample"], "Ask"], dict[str, float]]
+"""(predictions, samples, ask the judge) -> metrics: an open-ended benchmark scored by a judge model with its
+published prompts (`vlit.evaluation.judge`). Raises `Unscored` when the files lack what the judge needs."""
+
+# The published models whose numbers `Suite.published` holds, one spelling each so the report's rows line up.
+LLAVA15_7B = "LLaVA-1.5-7B"
+INSTRUCTBLIP_FLANT5_XL = "InstructBLIP (FlanT5-XL)"
+INSTRUCTBLIP_VICUNA_7B = "InstructBLIP (Vicuna-7B)"
+MINIGPTV2_7B = "MiniGPT-v2-7B"
+
+
+class Unscored(VlitError):
+    """A benchmark whose predictions were written but cannot be scored here (no judge, no ground truth): the
+    report shows it as unscored rather than failing the run."""
 
 
 @dataclass(frozen=True)
@@ -40,16 +56,25 @@ class Suite:
     read: Reader
     """(benchmark config, style, style to render in, seed, frame) -> samples, as `benchmarks.READERS`."""
     metric: str
-    """The `METRICS` name that scores every sample of it (its reference script's rule)."""
+    """The `METRICS` name that scores every sample of it (its reference script's rule); for a judged suite, the
+    entry naming its headline."""
     files: str
     """What PATH is, in a line (README table and errors): e.g. "LLaVA's eval/pope folder"."""
     mode: Literal["generate", "rank"] = "generate"
     max_new_tokens: int = 32
     published: dict[str, float] = field(default_factory=dict)
-    """Model -> the headline number its paper reports here (x 100, as printed), shown beside vlit's."""
+    """Model (the names above) -> the headline number its paper reports here, as printed (x 100; MME's sum),
+    shown as a row of the report beside vlit's."""
     submission: Submission | None = None
     pooled: Pooled | None = None
     """The paper's average over this and other benchmarks that it belongs to, if any."""
+    judged: JudgedMetric | None = None
+    """Set for open-ended benchmarks: scored by a judge model (`vlit eval --judge-url`); without one the
+    predictions are written and the report says "unscored"."""
+    prompts: dict[str, str] = field(default_factory=dict)
+    """How each style asks (style name, or "all") -> the prompt, for `vlit eval --list` and the README."""
+    reference: str = ""
+    """The reference script the metric reproduces (`vlit eval --list`)."""
 
 
 def find_file(folder: Path, names: tuple[str, ...], what: str) -> Path:

@@ -42,7 +42,7 @@ from vlit.data.prompting.boxes import model_geometry
 from vlit.data.prompting.templates import TaskRecord
 from vlit.errors import VlitError
 from vlit.evaluation.samples import EvalSample, image_path, question_conversation
-from vlit.evaluation.suites.base import Pooled, Suite
+from vlit.evaluation.suites.base import MINIGPTV2_7B, Pooled, Suite
 from vlit.evaluation.suites.refer import RefRow, eval_file_rows, refer_rows
 
 if TYPE_CHECKING:
@@ -167,7 +167,7 @@ def refcoco_metrics(predictions: Sequence[str], samples: Sequence[EvalSample]) -
 
 
 REFCOCO_FAMILY = Pooled("RefCOCO/+/g avg", ("refcoco", "refcoco+", "refcocog"), parts=8, key="/accuracy",
-                        published={"MiniGPT-v2-7B": 84.29})
+                        published={MINIGPTV2_7B: 84.29})
 """MiniGPT-v2's average: the mean of the 8 split accuracies of the three benchmarks (FORMATS.md)."""
 
 
