@@ -39,20 +39,24 @@ CONVERSATIONS = {
     "empty_system": [{"role": "system", "content": ""}, {"role": "user", "content": [IMAGE, _text("Q?")]}],
     "text_only": [{"role": "user", "content": "Hello there"}, {"role": "assistant", "content": "Hi."}],
     "image_after_text": [{"role": "user", "content": [_text("Look:"), IMAGE, _text("what now?")]}],
+    "two_images": [{"role": "user", "content": [IMAGE, IMAGE, _text("Same?")]}],
+    "image_only": [{"role": "user", "content": [IMAGE]}, {"role": "assistant", "content": "A caption."}],
+    "marker_in_text": [{"role": "user", "content": "<image>[refer] the cat"}],
 }
 
 
 def to_conversation(messages: list[dict]) -> Conversation:
     """vlit's reading of the messages (as its server reads a chat request): parts joined with newlines, an image
     part as the `<image>` marker."""
-    turns, images = [], []
+    turns = []
     for message in messages:
         content = message["content"]
         if not isinstance(content, str):
-            images += [f"image{len(images)}.png" for part in content if part["type"] == "image"]
             content = "\n".join(IMAGE_TOKEN if p["type"] == "image" else p["text"] for p in content)
         turns.append(Turn(message["role"], content))
-    return Conversation(turns, images)
+    conversation = Conversation(turns)
+    conversation.images = [f"image{i}.png" for i in range(conversation.num_image_markers)]
+    return conversation
 
 
 @pytest.fixture(scope="module")

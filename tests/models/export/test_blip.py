@@ -15,6 +15,8 @@ from vlit.data.conversation import IMAGE_TOKEN, Conversation
 from vlit.errors import VlitError
 from vlit.models.build import build_model
 from vlit.models.export import blip_config, export_model
+from vlit.models.published.importing import import_checkpoint
+from vlit.models.saving import load_model
 
 QUESTION = "What colour is this?"
 CLASSES = {True: InstructBlipForConditionalGeneration, False: Blip2ForConditionalGeneration}
@@ -87,10 +89,24 @@ def test_transformers_pipeline_runs_on_the_folder(exported, red_image):
     out = pipe(images=red_image, text=QUESTION, max_new_tokens=3)
     assert isinstance(out[0]["generated_text"], str)
     assert pipe.processor.chat_template is None
-    messages = [{"role": "user", "content": [{"type": "image", "image": red_image}, {"type": "text", "text": QUESTION}]}]
+    content = [{"type": "image", "image": red_image}, {"type": "text", "text": QUESTION}]
+    messages = [{"role": "user", "content": content}]
     out = pipe(text=messages, max_new_tokens=3, chat_template=pipe.processor.tokenizer.chat_template)
     answer = out[0]["generated_text"][-1]
     assert answer["role"] == "assistant" and isinstance(answer["content"], str)
+
+
+def test_vlit_import_of_the_exported_folder_gives_back_the_model(exported, red_image, tmp_path):
+    """Export and `vlit import` are inverses."""
+    model, processor, folder, _ = exported
+    import_checkpoint(str(folder), tmp_path / "vlit")
+    loaded, loaded_processor = load_model(tmp_path / "vlit")
+    conversation = Conversation.single(QUESTION, image=red_image)
+    ours, theirs = processor([conversation], True), loaded_processor([conversation], True)
+    assert theirs.input_ids.tolist() == ours.input_ids.tolist()
+    inputs = {k: getattr(ours, k) for k in ("input_ids", "attention_mask", "pixel_values", "side")}
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**inputs).logits, model(**inputs).logits, atol=1e-5, rtol=0)
 
 
 def test_a_layer_norm_epsilon_that_differs_is_reported(blip_model_config, caplog):
@@ -117,3 +133,4 @@ def test_export_refuses_a_template_with_images_after_bos(blip_model_config, tmp_
     model, processor = build_model(replace(blip_model_config(True), template="chatml"))
     with pytest.raises(VlitError, match="this model's is 'chatml'"):
         export_model(model, processor, tmp_path / "hf")
+

@@ -156,11 +156,19 @@ class Llama2Inst(ChatTemplate):
         return f"[INST] {sys_block}{text} [/INST]"
 
     def jinja_user(self) -> str:
+        # The regex as a walk over the pieces between markers: a piece starting with "\n" is a marker's newline.
         return (
-            '{%- set text = text | replace(marker, "<Img>" ~ marker ~ "</Img>") -%}\n'
-            '{%- if loop.first and system -%}{%- set text = "<<SYS>>\\n" ~ system ~ "\\n<</SYS>>\\n\\n" ~ text -%}'
-            '{%- endif -%}\n'
-            '{{- "[INST] " ~ text ~ " [/INST]" -}}\n'
+            '{%- set sys_block = "<<SYS>>\\n" ~ system ~ "\\n<</SYS>>\\n\\n" if loop.first and system else "" -%}\n'
+            "{%- set pieces = text.split(marker) -%}\n"
+            "{%- set wrapped = namespace(text=pieces[0]) -%}\n"
+            "{%- for piece in pieces[1:] -%}\n"
+            '  {%- if piece.startswith("\\n") -%}\n'
+            '    {%- set wrapped.text = wrapped.text ~ "<Img>" ~ marker ~ "</Img> " ~ piece[1:] -%}\n'
+            "  {%- else -%}\n"
+            '    {%- set wrapped.text = wrapped.text ~ "<Img>" ~ marker ~ "</Img>" ~ piece -%}\n'
+            "  {%- endif -%}\n"
+            "{%- endfor -%}\n"
+            '{{- "[INST] " ~ sys_block ~ wrapped.text ~ " [/INST]" -}}\n'
         )
 
     #: MiniGPT-v2 writes "[/INST] answer"; the space goes with the learned answer, so the generation prompt
