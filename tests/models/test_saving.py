@@ -65,3 +65,25 @@ def test_an_older_checkpoint_keeps_its_prompt_style(tmp_path):
     model["prompt_style"] = "instructblip"  # a config that states it wins
     (tmp_path / "config.json").write_text(json.dumps({"model": model, "prompt_style": "minigptv2"}))
     assert read_checkpoint_config(tmp_path)[0].prompt_style == "instructblip"
+
+
+def test_checkpoint_holds_its_prompt_as_a_jinja_chat_template(tmp_path, checkpoint, debug_model, debug_config):
+    """`chat_template.jinja` renders transformers-style messages as the model's processor renders them, its
+    configured system prompt included."""
+    from dataclasses import replace
+
+    from vlit.models.saving import write_checkpoint
+
+    _, processor = debug_model
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What colour?"}]}]
+    conversation = Conversation.single("What colour?", image="x.png")
+
+    def render(folder):
+        jinja = (folder / "chat_template.jinja").read_text(encoding="utf-8")
+        return processor.tokenizer.apply_chat_template(messages, chat_template=jinja, tokenize=False,
+                                                       add_generation_prompt=True)
+
+    assert render(checkpoint) == processor.render(conversation, add_generation_prompt=True)
+    cfg = replace(debug_config.model, template="vicuna_v1", system_prompt="Réponds brièvement.")
+    write_checkpoint(tmp_path / "vicuna", cfg, {}, [])
+    assert render(tmp_path / "vicuna") == "Réponds brièvement. USER: <image>\nWhat colour? ASSISTANT:"

@@ -56,18 +56,20 @@ def info_main(argv: list[str]) -> int:
 
 
 def export_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="vlit export", description="Export a checkpoint to a Hugging Face "
-                                     "LlavaForConditionalGeneration folder.")
+    parser = argparse.ArgumentParser(prog="vlit export", description="Export a checkpoint to a Hugging Face folder "
+                                     "that transformers loads: LlavaForConditionalGeneration for an `mlp` connector, "
+                                     "InstructBlipForConditionalGeneration (or Blip2ForConditionalGeneration, not "
+                                     "instruction-aware) for a `qformer` one; with its processor and chat template.")
     parser.add_argument("--checkpoint", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
-    from vlit.models.export import export_llava
+    from vlit.models.export import export_model
     from vlit.models.saving import load_model
 
     model, processor = load_model(args.checkpoint)
-    folder = export_llava(model, processor, args.out)
-    print(f"exported LLaVA folder: {folder}\nload it with transformers: "
-          f"LlavaForConditionalGeneration.from_pretrained({str(folder)!r})")
+    folder, model_class = export_model(model, processor, args.out)
+    print(f"exported {model_class} folder: {folder}\nload it with transformers: "
+          f"{model_class}.from_pretrained({str(folder)!r}) and AutoProcessor.from_pretrained({str(folder)!r})")
     return 0
 
 

@@ -1,6 +1,7 @@
 """Checkpoint folders: `config.json` (the model config and which parts are stored) and `model.safetensors`
 holding only what cannot be rebuilt: trained parts, the connector, LoRA adapters and randomly initialised
-parts. Loading rebuilds the model from the config and its referenced base parts, then loads those weights."""
+parts. Loading rebuilds the model from the config and its referenced base parts, then loads those weights.
+`chat_template.jinja` shows other tools the prompt; vlit never reads it."""
 
 from __future__ import annotations
 
@@ -11,15 +12,19 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vlit import __version__
+from vlit.assets import load_tokenizer
 from vlit.config import ConfigError, ModelConfig, from_dict, to_dict
 from vlit.config.checkpoint import CONFIG_FILE, checkpoint_meta
 from vlit.data.loading.processor import Processor
+from vlit.data.prompting.chat_templates import model_jinja
 from vlit.errors import VlitError
 from vlit.models.build import build_model
 from vlit.models.parts import part_of, part_state, trainable_parts
 from vlit.models.vlm import VisionLanguageModel
 
 WEIGHTS_FILE = "model.safetensors"
+CHAT_TEMPLATE_FILE = "chat_template.jinja"
+"""The prompt as a Jinja chat template, for users and tools (vlit itself rebuilds it from the model config)."""
 
 
 def parts_to_store(model: VisionLanguageModel, trained: list[str] | None = None) -> list[str]:
@@ -55,7 +60,8 @@ def save_model(model: VisionLanguageModel, folder: str | Path, trained: list[str
 
 def write_checkpoint(folder: str | Path, cfg: ModelConfig, weights: dict[str, torch.Tensor], parts: list[str],
                      extra: dict | None = None) -> Path:
-    """The two files of a checkpoint folder: `weights` (vlit names, exactly the stored `parts`) and config.json.
+    """The files of a checkpoint folder: `weights` (vlit names, exactly the stored `parts`), config.json and the
+    prompt's Jinja form.
     A model started from another checkpoint stores what it took from it, so `init_from` is not kept."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -63,6 +69,9 @@ def write_checkpoint(folder: str | Path, cfg: ModelConfig, weights: dict[str, to
     model = {**to_dict(cfg), "init_from": None}
     meta = {"vlit_version": __version__, "model": model, "stored_parts": list(parts), **(extra or {})}
     (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    # Only the LLM's own template needs its tokenizer: a named one is written without looking one up.
+    tokenizer = load_tokenizer(cfg.llm) if cfg.template == "llm" else None
+    (folder / CHAT_TEMPLATE_FILE).write_text(model_jinja(cfg, tokenizer), encoding="utf-8")
     return folder
 
 

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 from transformers import PreTrainedTokenizerBase
 
+from vlit.config import ModelConfig
 from vlit.data.conversation import IMAGE_TOKEN, Conversation
+from vlit.data.prompting.jinja import content_macro, literal, own_template_form, turns_form
 from vlit.errors import VlitError
 
 VICUNA_SYSTEM = (
@@ -21,6 +23,10 @@ VICUNA_SYSTEM = (
 )
 """LLaVA-1.5's `conv_vicuna_v1` system line (the "curious human ... human's questions" text is LLaVA's older v0
 template; a published LLaVA-1.5 checkpoint asked with it answers differently)."""
+
+
+JINJA_HEADER = ("{#- vlit chat template: transformers-style messages (text, or image and text parts) -> the prompt "
+                "the model was trained with. -#}\n")
 
 
 @dataclass(frozen=True)
@@ -69,11 +75,32 @@ class ChatTemplate:
                 segments.append(Segment(self.assistant_prefix()))
         return [s for s in segments if s.text]
 
+    def jinja(self, system: str | None = None, image: str = IMAGE_TOKEN) -> str:
+        """This template as a Jinja chat template: transformers-style messages (see `vlit.data.prompting.jinja`)
+        render to exactly `render`'s text. `system` is a model's configured prompt (None: the template's
+        default), printed for messages without a system message. `image` is what an image part prints: the
+        marker, where LLaVA's processor expands it; nothing for BLIP-2's and InstructBLIP's processors, which
+        put the query tokens before BOS themselves. No BOS is printed: transformers' processors tokenize the
+        text with the tokenizer's special tokens, as vlit does. The EOS is the rendering tokenizer's `eos_token`,
+        as transformers hands it to every template, so the form needs no tokenizer."""
+        baked = self.default_system if system is None else system
+        return (JINJA_HEADER + content_macro(image)
+                + turns_form(baked or "", self.jinja_begin(), self.jinja_user(), self.assistant_prefix(),
+                             self.answer_prefix, self.jinja_suffix(), self.after_assistant()))
+
     def begin(self, system: str | None) -> str:
+        return ""
+
+    def jinja_begin(self) -> str:
+        """`begin` in Jinja, reading `system` ("" for none)."""
         return ""
 
     def user(self, text: str, system: str | None) -> str:
         """One user turn; `system` is given with the first turn for templates that put it inside."""
+        raise NotImplementedError
+
+    def jinja_user(self) -> str:
+        """`user` in Jinja, reading `text`, `system` and `loop.first` (the first turn) and vlit's `marker`."""
         raise NotImplementedError
 
     def assistant_prefix(self) -> str:
@@ -81,6 +108,10 @@ class ChatTemplate:
 
     def assistant_suffix(self) -> str:
         return self.eos
+
+    def jinja_suffix(self) -> str:
+        """`assistant_suffix` as a Jinja expression: the tokenizer's EOS."""
+        return "eos_token"
 
     def after_assistant(self) -> str:
         return ""
@@ -95,8 +126,14 @@ class VicunaV1(ChatTemplate):
     def begin(self, system: str | None) -> str:
         return f"{system} " if system else ""
 
+    def jinja_begin(self) -> str:
+        return '{%- if system -%}{{- system ~ " " -}}{%- endif -%}\n'
+
     def user(self, text: str, system: str | None) -> str:
         return f"USER: {text} "
+
+    def jinja_user(self) -> str:
+        return '{{- "USER: " ~ text ~ " " -}}\n'
 
     def assistant_prefix(self) -> str:
         return "ASSISTANT:"
@@ -118,6 +155,22 @@ class Llama2Inst(ChatTemplate):
         sys_block = f"<<SYS>>\n{system}\n<</SYS>>\n\n" if system else ""
         return f"[INST] {sys_block}{text} [/INST]"
 
+    def jinja_user(self) -> str:
+        # The regex as a walk over the pieces between markers: a piece starting with "\n" is a marker's newline.
+        return (
+            '{%- set sys_block = "<<SYS>>\\n" ~ system ~ "\\n<</SYS>>\\n\\n" if loop.first and system else "" -%}\n'
+            "{%- set pieces = text.split(marker) -%}\n"
+            "{%- set wrapped = namespace(text=pieces[0]) -%}\n"
+            "{%- for piece in pieces[1:] -%}\n"
+            '  {%- if piece.startswith("\\n") -%}\n'
+            '    {%- set wrapped.text = wrapped.text ~ "<Img>" ~ marker ~ "</Img> " ~ piece[1:] -%}\n'
+            "  {%- else -%}\n"
+            '    {%- set wrapped.text = wrapped.text ~ "<Img>" ~ marker ~ "</Img>" ~ piece -%}\n'
+            "  {%- endif -%}\n"
+            "{%- endfor -%}\n"
+            '{{- "[INST] " ~ sys_block ~ wrapped.text ~ " [/INST]" -}}\n'
+        )
+
     #: MiniGPT-v2 writes "[/INST] answer"; the space goes with the learned answer, so the generation prompt
     #: ends at "[/INST]" and a BPE tokenizer sees the same " answer" token in training and generation.
     answer_prefix: str = " "
@@ -132,14 +185,23 @@ class ChatML(ChatTemplate):
     def begin(self, system: str | None) -> str:
         return f"<|im_start|>system\n{system}<|im_end|>\n" if system else ""
 
+    def jinja_begin(self) -> str:
+        return '{%- if system -%}{{- "<|im_start|>system\\n" ~ system ~ "<|im_end|>\\n" -}}{%- endif -%}\n'
+
     def user(self, text: str, system: str | None) -> str:
         return f"<|im_start|>user\n{text}<|im_end|>\n"
+
+    def jinja_user(self) -> str:
+        return '{{- "<|im_start|>user\\n" ~ text ~ "<|im_end|>\\n" -}}\n'
 
     def assistant_prefix(self) -> str:
         return "<|im_start|>assistant\n"
 
     def assistant_suffix(self) -> str:
         return "<|im_end|>"
+
+    def jinja_suffix(self) -> str:
+        return literal(self.assistant_suffix())
 
     def after_assistant(self) -> str:
         return "\n"
@@ -159,8 +221,14 @@ class Plain(ChatTemplate):
     def user(self, text: str, system: str | None) -> str:
         return IMAGE_TOKEN * text.count(IMAGE_TOKEN)
 
+    def jinja_user(self) -> str:
+        return "{{- marker * text.count(marker) -}}\n"
+
     def assistant_suffix(self) -> str:
         return "\n"
+
+    def jinja_suffix(self) -> str:
+        return literal(self.assistant_suffix())
 
 
 @dataclass(frozen=True)
@@ -177,6 +245,9 @@ class InstructBlipPrompt(ChatTemplate):
         images = IMAGE_TOKEN * text.count(IMAGE_TOKEN)
         return images + text.replace(IMAGE_TOKEN, "").strip()
 
+    def jinja_user(self) -> str:
+        return '{{- marker * text.count(marker) ~ (text | replace(marker, "") | trim) -}}\n'
+
     #: LAVIS tokenizes the answer on its own after the prompt; a space keeps a word-initial token for it.
     answer_prefix: str = " "
 
@@ -188,6 +259,11 @@ class LLMOwnTemplate(ChatTemplate):
 
     tokenizer: PreTrainedTokenizerBase | None = None
     renders_bos: bool = True
+
+    def jinja(self, system: str | None = None, image: str = IMAGE_TOKEN) -> str:
+        """The tokenizer's own Jinja template, behind a preamble that gives it what `render` gives it: content
+        parts as text, and `system` (the configured prompt) when the messages have no system message."""
+        return JINJA_HEADER + content_macro(image) + own_template_form(system, self.tokenizer.get_chat_template())
 
     def _text(self, messages: list[dict], add_generation_prompt: bool) -> str:
         return self.tokenizer.apply_chat_template(messages, tokenize=False,
@@ -213,6 +289,10 @@ class LLMOwnTemplate(ChatTemplate):
         return [s for s in segments if s.text]
 
 
+NAMED: dict[str, type[ChatTemplate]] = {"vicuna_v1": VicunaV1, "llama2_inst": Llama2Inst, "chatml": ChatML,
+                                        "plain": Plain, "instructblip": InstructBlipPrompt}
+
+
 def chat_template(name: str, tokenizer: PreTrainedTokenizerBase) -> ChatTemplate:
     """The template a model config names; `llm` is the tokenizer's own."""
     eos = tokenizer.eos_token or ""
@@ -220,8 +300,20 @@ def chat_template(name: str, tokenizer: PreTrainedTokenizerBase) -> ChatTemplate
         if not tokenizer.chat_template:
             raise VlitError("template: the LLM's tokenizer has no chat template; choose a named one")
         return LLMOwnTemplate(eos=eos, tokenizer=tokenizer)
-    named = {"vicuna_v1": VicunaV1, "llama2_inst": Llama2Inst, "chatml": ChatML, "plain": Plain,
-             "instructblip": InstructBlipPrompt}
-    if name not in named:
+    if name not in NAMED:
         raise VlitError(f"template: unknown chat template {name!r}")
-    return named[name](eos="<|im_end|>") if name == "chatml" else named[name](eos=eos)
+    return NAMED[name](eos="<|im_end|>") if name == "chatml" else NAMED[name](eos=eos)
+
+
+def model_jinja(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase | None, image: str = IMAGE_TOKEN) -> str:
+    """The Jinja form of the prompt a model config names: its template with its system prompt baked in (what a
+    checkpoint's `chat_template.jinja` and an exported processor hold; see `ChatTemplate.jinja` for `image`).
+    Only `llm` needs the tokenizer, whose template it is; a named template's form takes the EOS from whichever
+    tokenizer renders it, so its instance's own EOS goes unused here."""
+    if cfg.template == "llm":
+        if tokenizer is None:
+            raise VlitError("template: 'llm' is the LLM tokenizer's own template; its Jinja form needs the tokenizer")
+        return chat_template("llm", tokenizer).jinja(cfg.system_prompt, image)
+    if cfg.template not in NAMED:
+        raise VlitError(f"template: unknown chat template {cfg.template!r}")
+    return NAMED[cfg.template](eos="").jinja(cfg.system_prompt, image)

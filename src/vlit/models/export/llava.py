@@ -1,25 +1,24 @@
-"""Export to Hugging Face formats that transformers loads as is.
-
-An `mlp` model with a transformers vision tower is exactly LLaVA-1.5's architecture, so it becomes a
-`LlavaForConditionalGeneration` folder: config, sharded safetensors, tokenizer (with `<image>`) and a
-`LlavaProcessor` whose image processor reproduces vlit's preprocessing.
-"""
+"""LLaVA export: an `mlp` model with a transformers vision tower is exactly LLaVA-1.5's architecture, so it
+becomes a `LlavaForConditionalGeneration` folder with a `LlavaProcessor` that reproduces vlit's inputs: its
+image processor does vlit's preprocessing, and its chat template is vlit's (the model's template and system
+prompt), with `<image>` where LLaVA's processor expands it."""
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import torch
-from huggingface_hub import save_torch_state_dict
-from transformers import LlavaConfig, LlavaProcessor, PreTrainedModel
-from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
+from transformers import LlavaConfig, LlavaProcessor
+from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
 from vlit.config import MLPConnectorConfig
 from vlit.data.loading.processor import Processor
+from vlit.data.prompting.chat_templates import chat_template
 from vlit.errors import VlitError
-from vlit.models.vision import HFVisionEncoder
+from vlit.models.export.common import export_tokenizer, image_processor, merged_llm, vision_tower, write_model
 from vlit.models.vlm import VisionLanguageModel
+
+LLAVA = "LlavaForConditionalGeneration"
 
 
 def llava_config(model: VisionLanguageModel) -> LlavaConfig:
@@ -27,10 +26,15 @@ def llava_config(model: VisionLanguageModel) -> LlavaConfig:
     if not (isinstance(cfg.connector, MLPConnectorConfig) and cfg.connector.kind == "mlp"):
         raise VlitError("export: only `mlp` connector models are LLaVA models (this one is "
                         f"{cfg.connector.kind!r})")
-    if not isinstance(model.vision, HFVisionEncoder):
-        raise VlitError("export: LLaVA needs a transformers vision tower (CLIP, SigLIP, ...), not EfficientNet")
+    tower = vision_tower(model, "LLaVA")
+    if type(tower.config) not in MODEL_MAPPING:
+        raise VlitError(f"export: LLaVA builds its vision tower with AutoModel, which has no class for "
+                        f"{type(tower.config).__name__}")
+    if cfg.vision.post_layernorm:
+        raise VlitError("vision.post_layernorm: LLaVA takes the tower's hidden states without its final "
+                        "LayerNorm; this model cannot be a LLaVA folder")
     return LlavaConfig(
-        vision_config=model.vision.model.config.to_dict(),
+        vision_config=tower.config.to_dict(),
         text_config=model.llm.config.to_dict(),
         image_token_index=model.image_token_id,
         image_seq_length=model.num_image_tokens,
@@ -39,13 +43,6 @@ def llava_config(model: VisionLanguageModel) -> LlavaConfig:
         vision_feature_layer=cfg.vision.feature_layer,
         vision_feature_select_strategy="default" if cfg.vision.drop_cls else "full",
     )
-
-
-def merged_llm(model: VisionLanguageModel) -> PreTrainedModel:
-    """The LLM with LoRA adapters merged into its weights (a copy; the model keeps its adapters)."""
-    if model.config.lora is None:
-        return model.llm
-    return copy.deepcopy(model.llm).merge_and_unload()
 
 
 def llava_state_dict(model: VisionLanguageModel) -> dict[str, torch.Tensor]:
@@ -61,37 +58,23 @@ def llava_state_dict(model: VisionLanguageModel) -> dict[str, torch.Tensor]:
     return {k: v.detach().contiguous().cpu() for k, v in state.items()}
 
 
-def llava_image_processor(processor: Processor) -> LlavaImageProcessorPil:
-    """An image processor doing what vlit's ImageSpec does (stretch, LLaVA's pad, or CLIP's crop)."""
-    spec = processor.image_spec
-    square = {"height": spec.size, "width": spec.size}
-    return LlavaImageProcessorPil(
-        do_pad=spec.resize == "pad",
-        size={"shortest_edge": spec.size} if spec.resize == "crop" else square,
-        do_center_crop=spec.resize == "crop",
-        crop_size=square,
-        image_mean=list(spec.mean),
-        image_std=list(spec.std),
-        resample=3,  # bicubic, as vlit resizes
-    )
-
-
 def export_llava(model: VisionLanguageModel, processor: Processor, folder: str | Path) -> Path:
     """Write a folder that `LlavaForConditionalGeneration.from_pretrained` and `AutoProcessor` load."""
     folder = Path(folder)
     config = llava_config(model)
-    folder.mkdir(parents=True, exist_ok=True)
-    config.save_pretrained(folder)
-    model.llm.generation_config.save_pretrained(folder)
-    save_torch_state_dict(llava_state_dict(model), folder)
-    vision_cfg = model.vision.model.config
+    template = chat_template(model.config.template, processor.tokenizer)
+    if template.images_before_bos:
+        raise VlitError(f"template: {model.config.template!r} puts the image tokens before BOS; LLaVA's processor "
+                        "expands `<image>` where the text has it, after BOS")
+    jinja = template.jinja(model.config.system_prompt)
+    write_model(folder, config, llava_state_dict(model), model)
     LlavaProcessor(
-        image_processor=llava_image_processor(processor),
-        tokenizer=processor.tokenizer,
-        patch_size=vision_cfg.patch_size,
+        image_processor=image_processor(processor.image_spec),
+        tokenizer=export_tokenizer(processor, jinja),
+        patch_size=model.vision.model.config.patch_size,
         vision_feature_select_strategy=config.vision_feature_select_strategy,
         image_token=processor.tokenizer.convert_ids_to_tokens(model.image_token_id),
         num_additional_image_tokens=1 if model.config.vision.drop_cls else 0,
-        chat_template=processor.tokenizer.chat_template,
+        chat_template=jinja,
     ).save_pretrained(folder)
     return folder
