@@ -38,8 +38,9 @@ def markdown_table(results: list[Result]) -> str:
             values = []
             for bench, task in cols[split]:
                 r = by.get((checkpoint, bench, task))
-                values += [r.primary * 100] if r else []
-                row.append(f"{r.primary * 100:.1f}" if r else "–")
+                value = r.primary if r else None
+                values += [value * 100] if value is not None else []
+                row.append(f"{value * 100:.1f}" if value is not None else "–")
             if cols[split]:
                 # An average over some of the columns would not compare with the full rows' averages.
                 complete = len(values) == len(cols[split])

@@ -29,8 +29,10 @@ class Result:
     count: int
 
     @property
-    def primary(self) -> float:
-        return self.metrics[metric_spec(self.task).headline]
+    def primary(self) -> float | None:
+        """The headline number; None where nothing could be scored (a test split whose answers only its
+        evaluation server holds: the suite wrote the file to upload instead)."""
+        return self.metrics.get(metric_spec(self.task).headline)
 
 
 def _read_done(path: Path) -> dict[str, str]:

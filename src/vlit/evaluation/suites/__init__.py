@@ -9,10 +9,21 @@ below is the one table of them. A suite's metric is a `vlit.evaluation.metrics.M
 from __future__ import annotations
 
 from vlit.evaluation.suites.base import Suite
+from vlit.evaluation.suites.gqa import GQA
+from vlit.evaluation.suites.mme import MME
 from vlit.evaluation.suites.pope import POPE
+from vlit.evaluation.suites.textvqa import TEXTVQA
+from vlit.evaluation.suites.vizwiz import VIZWIZ
+from vlit.evaluation.suites.vqav2 import OKVQA, VQAV2
 
 SUITES: dict[str, Suite] = {
     "pope": POPE,
+    "mme": MME,
+    "gqa": GQA,
+    "textvqa": TEXTVQA,
+    "vizwiz": VIZWIZ,
+    "vqav2": VQAV2,
+    "okvqa": OKVQA,
 }
 """Benchmark name -> suite. A new benchmark is one module and one entry."""
 
