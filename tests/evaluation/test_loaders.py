@@ -129,7 +129,8 @@ def test_vqav2(tmp_path: Path) -> None:
     assert samples[0].conversation.images == [f"{tmp_path}/val2014/COCO_val2014_000000262148.jpg"]
     assert len(samples[0].references) == 10
     assert samples[0].meta == {"question_type": "how many", "answer_type": "number",
-                               "multiple_choice_answer": "2", "image_id": 262148}
+                               "multiple_choice_answer": "2", "image_id": 262148,
+                               "question": "How many dogs are there?"}
     # "Two" matches "2", "two", "Two" (4 of 10 -> 1.0); "No." matches ten "no"; "A dog" matches 2 of 10 (0.6)
     scores = metric_for("vqa")(["Two", "No.", "A dog"], samples)
     assert scores["vqa_accuracy"] == pytest.approx((1.0 + 1.0 + 0.6) / 3)

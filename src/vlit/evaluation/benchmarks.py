@@ -27,8 +27,8 @@ from vlit.evaluation.badrows import collecting_bad_rows
 from vlit.evaluation.samples import EvalSample, EvalTask, Samples
 
 Format = str
-"""A generic format of `READERS` (vlit, llava_questions, vqav2, scienceqa, refexp, coco_captions) or the name of
-one of the papers' benchmarks (`vlit.evaluation.suites.SUITES`: pope, mme, gqa, ...)."""
+"""A generic format of `READERS` (vlit, llava_questions, scienceqa, refexp, coco_captions) or the name of one of
+the papers' benchmarks (`vlit.evaluation.suites.SUITES`: pope, mme, gqa, vqav2, ...)."""
 
 
 @dataclass
@@ -87,15 +87,6 @@ def _llava_questions(bench: BenchmarkConfig, style: PromptStyle, render: StyleNa
     return load_llava_questions(bench.path, bench.image_root, bench.annotations, bench.task or "vqa")
 
 
-def _vqav2(bench: BenchmarkConfig, style: PromptStyle, render: StyleName, seed: int,
-           frame: ImageSpec | None) -> list[EvalSample]:
-    from vlit.evaluation.coco import load_vqav2
-
-    if bench.annotations is None:
-        raise VlitError(f"benchmark {bench.name}: annotations: a VQAv2 benchmark needs its annotations file")
-    return load_vqav2(bench.path, bench.annotations, bench.image_root, render)
-
-
 def _scienceqa(bench: BenchmarkConfig, style: PromptStyle, render: StyleName, seed: int,
                frame: ImageSpec | None) -> list[EvalSample]:
     from vlit.evaluation.loaders import load_scienceqa
@@ -117,8 +108,8 @@ def _coco_captions(bench: BenchmarkConfig, style: PromptStyle, render: StyleName
     return load_coco_captions(bench.path, bench.image_root, render)
 
 
-READERS: dict[str, Reader] = {"vlit": _vlit, "llava_questions": _llava_questions, "vqav2": _vqav2,
-                              "scienceqa": _scienceqa, "refexp": _refexp, "coco_captions": _coco_captions}
+READERS: dict[str, Reader] = {"vlit": _vlit, "llava_questions": _llava_questions, "scienceqa": _scienceqa,
+                              "refexp": _refexp, "coco_captions": _coco_captions}
 """Each benchmark format (`Format`) and the reader of its files: a new format is one reader and one entry."""
 
 

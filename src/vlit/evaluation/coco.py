@@ -58,7 +58,7 @@ def load_vqav2(questions: str | Path, annotations: str | Path, image_root: str |
     """VQAv2-format files (`v2_OpenEnded_mscoco_val2014_questions.json` and
     `v2_mscoco_val2014_annotations.json`; OK-VQA uses the same): one `vqa` sample per question, references
     the human answers (10 in VQAv2), meta `question_type`, `answer_type`, `multiple_choice_answer`,
-    `image_id`. Image file names follow `image_pattern` (fields `image_id` and the questions file's
+    `image_id`, `question`. Image file names follow `image_pattern` (fields `image_id` and the questions file's
     `data_subtype`). The default style asks as LLaVA-1.5 does:
     `<question>\\nAnswer the question using a single word or phrase.`"""
     data = read_json(questions)
@@ -80,7 +80,7 @@ def load_vqav2(questions: str | Path, annotations: str | Path, image_root: str |
         if not answers:
             raise VlitError(f"{ann_where}.answers: empty")
         meta = {k: ann[k] for k in ("question_type", "answer_type", "multiple_choice_answer") if k in ann}
-        meta["image_id"] = image_id
+        meta.update(image_id=image_id, question=question)
         image = image_path(image_root, image_pattern.format(image_id=image_id, data_subtype=subtype))
         record = TaskRecord("vqa", question=question, answers=tuple(answers))
         sample_id = str(question_id)

@@ -21,6 +21,7 @@ from vlit.evaluation.normalize import clean_whitespace, normalize_answer
 from vlit.evaluation.samples import EvalSample, EvalTask
 from vlit.evaluation.suites.captions import nocaps_metrics
 from vlit.evaluation.suites.refcoco import refcoco_metrics
+from vlit.evaluation.vqa_scores import gqa_metrics, mme_metrics, textvqa_metrics, vizwiz_metrics, vqa_tool_metrics
 
 Metric = Callable[[Sequence[str], Sequence[EvalSample]], dict[str, float]]
 IOU_THRESHOLD = 0.5
@@ -32,10 +33,10 @@ def vqa_accuracy(prediction: str, answers: Sequence[str]) -> float:
     """The VQA accuracy of one answer against the human answers: for each of the leave-one-out subsets of the
     answers (10 for VQAv2), min(#answers in the subset equal to the prediction / 3, 1); then the mean.
 
-    Both sides are normalised (`normalize_answer`). The official tool skips the normalisation when all the
-    human answers are identical (comparing lower-cased text only); LLaVA and lmms-eval normalise the
-    prediction before scoring, which is what normalising both sides gives, so "Yes." scores against ten
-    "yes". With a single reference there is nothing to leave out: the score is 1.0 on a match, else 0.0.
+    Both sides are normalised (`normalize_answer`), so references written in any case or with number words
+    still match. The official tool normalises the prediction only and processes just the punctuation of the
+    human answers, when they differ (`vqa_scores.vqa_tool_accuracy`, what the VQAv2 and OK-VQA suites use).
+    With a single reference there is nothing to leave out: the score is 1.0 on a match, else 0.0.
     """
     if not answers:
         raise VlitError("vqa accuracy: no reference answers")
@@ -209,6 +210,11 @@ METRICS: dict[str, MetricSpec] = {
     # Judged by a model (`Suite.judged`, `vlit eval --judge-url`): no function here, only the headline.
     "llava_bench": MetricSpec(None, "relative"),
     "mmvet": MetricSpec(None, "total"),
+    "vqa_tool": MetricSpec(vqa_tool_metrics, "vqa_accuracy"),
+    "textvqa": MetricSpec(textvqa_metrics, "accuracy"),
+    "vizwiz": MetricSpec(vizwiz_metrics, "vqa_accuracy"),
+    "gqa": MetricSpec(gqa_metrics, "accuracy"),
+    "mme": MetricSpec(mme_metrics, "perception"),
 }
 """Every metric by name (`EvalTask`, and `TaskSpec.metric` of the task types it scores)."""
 

@@ -1,4 +1,5 @@
-"""The official VQA answer normalisation (`vqaEval.py` of the VQA evaluation tool, Agrawal et al.).
+"""The official VQA answer normalisation (`vqaEval.py` of the VQA evaluation tool, Agrawal et al.) and EvalAI's
+answer processor built on it (`evalai_answer`).
 
 Reproduced rule for rule, quirks included, so scores compare with the published tables:
 
@@ -93,3 +94,15 @@ def clean_whitespace(text: str) -> str:
 def normalize_answer(text: str) -> str:
     """The full normalisation of one answer: "The two dogs." -> "2 dogs", "Dont" -> "don't"."""
     return process_digit_article(process_punctuation(clean_whitespace(text)))
+
+
+def evalai_answer(text: str) -> str:
+    """EvalAI's answer processor (`EvalAIAnswerProcessor` in LLaVA's `m4c_evaluator.py`, from MMF): what LLaVA's
+    TextVQA evaluator applies to both sides and its VizWiz and VQAv2 submission scripts apply to every answer.
+
+    It is `normalize_answer` behind one more first step (its `word_tokenize`): lower case, commas and question
+    marks deleted, "'s" split off as " 's" ("player's" -> "player 's"). Commas being gone, the tool's
+    digit-comma-digit rule never fires here: "1,000" -> "1000" either way. Maps, punctuation list and period
+    rule are the same (checked against m4c_evaluator's copies).
+    """
+    return normalize_answer(text.lower().replace(",", "").replace("?", "").replace("'s", " 's").strip())

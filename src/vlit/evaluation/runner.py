@@ -40,8 +40,10 @@ class Result:
 
     @property
     def primary(self) -> float | None:
-        """The headline metric as computed (a fraction for most); None when unscored."""
-        return None if self.unscored else self.metrics[metric_spec(self.task).headline]
+        """The headline metric as computed (a fraction for most); None when unscored: an open set without a
+        judge, or a test split whose answers only its evaluation server holds (the suite wrote the file to
+        upload instead)."""
+        return None if self.unscored else self.metrics.get(metric_spec(self.task).headline)
 
     @property
     def shown(self) -> float | None:

@@ -10,13 +10,24 @@ from __future__ import annotations
 
 from vlit.evaluation.suites.base import Suite
 from vlit.evaluation.suites.captions import FLICKR30K, NOCAPS
+from vlit.evaluation.suites.gqa import GQA
 from vlit.evaluation.suites.llava_bench import LLAVA_BENCH
+from vlit.evaluation.suites.mme import MME
 from vlit.evaluation.suites.mmvet import MMVET
 from vlit.evaluation.suites.pope import POPE
 from vlit.evaluation.suites.refcoco import REFCOCO, REFCOCO_PLUS, REFCOCOG
+from vlit.evaluation.suites.textvqa import TEXTVQA
+from vlit.evaluation.suites.vizwiz import VIZWIZ
+from vlit.evaluation.suites.vqav2 import OKVQA, VQAV2
 
 SUITES: dict[str, Suite] = {
     "pope": POPE,
+    "mme": MME,
+    "gqa": GQA,
+    "textvqa": TEXTVQA,
+    "vizwiz": VIZWIZ,
+    "vqav2": VQAV2,
+    "okvqa": OKVQA,
     "refcoco": REFCOCO,
     "refcoco+": REFCOCO_PLUS,
     "refcocog": REFCOCOG,
