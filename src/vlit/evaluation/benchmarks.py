@@ -26,8 +26,8 @@ from vlit.errors import VlitError
 from vlit.evaluation.samples import EvalSample, EvalTask
 
 Format = str
-"""A generic format of `READERS` (vlit, llava_questions, vqav2, scienceqa, refexp, coco_captions) or the name of
-one of the papers' benchmarks (`vlit.evaluation.suites.SUITES`: pope, mme, gqa, ...)."""
+"""A generic format of `READERS` (vlit, llava_questions, vqav2, refexp, coco_captions) or the name of one of the
+papers' benchmarks (`vlit.evaluation.suites.SUITES`: pope, scienceqa, mmbench, ...)."""
 
 
 @dataclass
@@ -41,9 +41,10 @@ class BenchmarkConfig:
     """VQAv2 annotations file, or a LLaVA answers file for `llava_questions`."""
     image_root: str | None = None
     style: PromptStyle | Literal["auto"] = "auto"
-    mode: Literal["generate", "rank"] = "generate"
+    mode: Literal["generate", "rank", "auto"] = "auto"
     """`rank`: InstructBLIP's constrained answers for multiple choice and classification (candidates are
-    scored by likelihood); other tasks always generate."""
+    scored by likelihood); other tasks always generate. `auto`: as the papers answer one of their benchmarks in
+    the style asked (`Suite.mode_for`), else generate."""
     task: EvalTask | None = None
     """The task of a `llava_questions` file (default vqa)."""
     split: Literal["held_in", "held_out"] = "held_out"
@@ -58,6 +59,12 @@ class BenchmarkConfig:
         if self.format not in READERS and self.format not in SUITES:
             raise ConfigError(f"format: {self.format!r} is not a benchmark vlit reads (benchmarks: "
                               f"{', '.join(SUITES)}; formats: {', '.join(READERS)})")
+
+    def answer_mode(self, style: str) -> Literal["generate", "rank"]:
+        """How answers are produced when the benchmark is asked in `style` (see `mode`)."""
+        if self.mode != "auto":
+            return self.mode
+        return self.suite.mode_for(style) if self.suite else "generate"
 
     @property
     def suite(self):
@@ -95,13 +102,6 @@ def _vqav2(bench: BenchmarkConfig, style: PromptStyle, render: StyleName, seed: 
     return load_vqav2(bench.path, bench.annotations, bench.image_root, render)
 
 
-def _scienceqa(bench: BenchmarkConfig, style: PromptStyle, render: StyleName, seed: int,
-               frame: ImageSpec | None) -> list[EvalSample]:
-    from vlit.evaluation.loaders import load_scienceqa
-
-    return load_scienceqa(bench.path, bench.image_root, style=render)
-
-
 def _refexp(bench: BenchmarkConfig, style: PromptStyle, render: StyleName, seed: int,
             frame: ImageSpec | None) -> list[EvalSample]:
     from vlit.evaluation.coco import load_refexp
@@ -117,7 +117,7 @@ def _coco_captions(bench: BenchmarkConfig, style: PromptStyle, render: StyleName
 
 
 READERS: dict[str, Reader] = {"vlit": _vlit, "llava_questions": _llava_questions, "vqav2": _vqav2,
-                              "scienceqa": _scienceqa, "refexp": _refexp, "coco_captions": _coco_captions}
+                              "refexp": _refexp, "coco_captions": _coco_captions}
 """Each benchmark format (`Format`) and the reader of its files: a new format is one reader and one entry."""
 
 
@@ -167,8 +167,8 @@ def resolve_benchmarks(items: list[str], max_samples: int | None = None) -> list
             suite = SUITES[name]
             if not Path(target).exists():
                 raise VlitError(f"{item}: {target}: no such file or folder ({name} reads {suite.files})")
-            out.append(BenchmarkConfig(name=name, format=name, path=target, mode=suite.mode,
-                                       max_new_tokens=suite.max_new_tokens, max_samples=max_samples))
+            out.append(BenchmarkConfig(name=name, format=name, path=target, max_new_tokens=suite.max_new_tokens,
+                                       max_samples=max_samples))
         elif path.is_dir():
             out += quickstart_benchmarks(path, max_samples)
         elif path.suffix in (".yaml", ".yml"):

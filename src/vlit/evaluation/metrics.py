@@ -19,6 +19,10 @@ from vlit.evaluation.captioning import caption_scores
 from vlit.evaluation.extract import extract_box, extract_choice, extract_option, pope_answer
 from vlit.evaluation.normalize import clean_whitespace, normalize_answer
 from vlit.evaluation.samples import EvalSample, EvalTask
+from vlit.evaluation.suites.binary import hateful_memes_metrics, vsr_metrics
+from vlit.evaluation.suites.mmbench import mmbench_metrics
+from vlit.evaluation.suites.scienceqa import scienceqa_metrics
+from vlit.evaluation.suites.seed import seed_metrics
 
 Metric = Callable[[Sequence[str], Sequence[EvalSample]], dict[str, float]]
 IOU_THRESHOLD = 0.5
@@ -199,6 +203,11 @@ METRICS: dict[str, MetricSpec] = {
     "refer": MetricSpec(refer_metrics, "accuracy"),
     "open": MetricSpec(None, None),
     "pope": MetricSpec(pope_metrics, "f1"),
+    "scienceqa": MetricSpec(scienceqa_metrics, "img_accuracy"),
+    "mmbench": MetricSpec(mmbench_metrics, "circular_accuracy"),
+    "seed": MetricSpec(seed_metrics, "accuracy"),
+    "vsr": MetricSpec(vsr_metrics, "accuracy"),
+    "hateful_memes": MetricSpec(hateful_memes_metrics, "roc_auc"),
 }
 """Every metric by name (`EvalTask`, and `TaskSpec.metric` of the task types it scores)."""
 

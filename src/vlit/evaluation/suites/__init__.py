@@ -9,10 +9,22 @@ below is the one table of them. A suite's metric is a `vlit.evaluation.metrics.M
 from __future__ import annotations
 
 from vlit.evaluation.suites.base import Suite
+from vlit.evaluation.suites.binary import HATEFUL_MEMES, VSR
+from vlit.evaluation.suites.iconqa import ICONQA
+from vlit.evaluation.suites.mmbench import MMBENCH, MMBENCH_CN
 from vlit.evaluation.suites.pope import POPE
+from vlit.evaluation.suites.scienceqa import SCIENCEQA
+from vlit.evaluation.suites.seed import SEED
 
 SUITES: dict[str, Suite] = {
     "pope": POPE,
+    "scienceqa": SCIENCEQA,
+    "mmbench": MMBENCH,
+    "mmbench_cn": MMBENCH_CN,
+    "seed": SEED,
+    "iconqa": ICONQA,
+    "vsr": VSR,
+    "hateful_memes": HATEFUL_MEMES,
 }
 """Benchmark name -> suite. A new benchmark is one module and one entry."""
 

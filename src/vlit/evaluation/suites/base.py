@@ -27,10 +27,18 @@ class Suite:
     files: str
     """What PATH is, in a line (README table and errors): e.g. "LLaVA's eval/pope folder"."""
     mode: Literal["generate", "rank"] = "generate"
+    """How answers are produced: generated, or ranked among the candidates (InstructBLIP's constrained answers)."""
+    style_modes: dict[str, Literal["generate", "rank"]] = field(default_factory=dict)
+    """Prompt style -> mode, where that style's paper answers this benchmark otherwise than `mode` (InstructBLIP
+    ranks multiple choice and classification, MiniGPT-v2 ranks IconQA's candidates)."""
     max_new_tokens: int = 32
     published: dict[str, float] = field(default_factory=dict)
     """Model -> the headline number its paper reports here (x 100, as printed), shown beside vlit's."""
     submission: Submission | None = None
+
+    def mode_for(self, style: str) -> Literal["generate", "rank"]:
+        """How the benchmark is answered when asked in `style`."""
+        return self.style_modes.get(style, self.mode)
 
 
 def find_file(folder: Path, names: tuple[str, ...], what: str) -> Path:
