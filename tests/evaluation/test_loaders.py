@@ -16,7 +16,6 @@ from vlit.evaluation import (
     load_coco_captions,
     load_llava_questions,
     load_refexp,
-    load_scienceqa,
     load_vlit_dataset,
     load_vqav2,
     metric_for,
@@ -150,44 +149,6 @@ def test_vqav2_minigptv2_style_and_errors(tmp_path: Path) -> None:
     _json(annotations, data)
     with pytest.raises(VlitError, match=r"annotations\[0\]\.answers\[3\]\.answer: missing"):
         load_vqav2(questions, annotations)
-
-
-# ---- ScienceQA --------------------------------------------------------------------------------------------
-
-def _problem(question, choices, answer, hint, image, split):
-    return {"question": question, "choices": choices, "answer": answer, "hint": hint, "image": image,
-            "task": "closed choice", "grade": "grade4", "subject": "natural science", "topic": "physics",
-            "category": "Materials", "skill": "Compare properties", "lecture": "", "solution": "",
-            "split": split}
-
-
-def test_scienceqa(tmp_path: Path) -> None:
-    problems = _json(tmp_path / "problems.json", {
-        "5": _problem("Which property do these objects have in common?", ["shiny", "slippery", "opaque"], 2,
-                      "Select the best answer.", "image.png", "test"),
-        "9": _problem("Which word is on the dictionary page?", ["lamb", "lime"], 0, "", None, "test"),
-        "12": _problem("What is it?", ["a", "b"], 1, "", "image.png", "val")})
-    samples = load_scienceqa(problems, tmp_path / "images")
-    assert [s.id for s in samples] == ["5", "9"]
-    assert _user_text(samples[0]) == ("<image>\nContext: Select the best answer.\nWhich property do these "
-                                      f"objects have in common?\nA. shiny\nB. slippery\nC. opaque\n{LETTER}")
-    assert samples[0].conversation.images == [f"{tmp_path}/images/test/5/image.png"]
-    assert samples[0].references == ["C"] and samples[0].candidates == ["shiny", "slippery", "opaque"]
-    assert samples[0].meta["has_image"] and samples[0].meta["subject"] == "natural science"
-    assert _user_text(samples[1]).startswith("Context: N/A\nWhich word")
-    assert samples[1].conversation.images == []
-    assert [s.id for s in load_scienceqa(problems, images_only=True)] == ["5"]
-    assert [s.id for s in load_scienceqa(problems, split=None)] == ["5", "9", "12"]
-    assert metric_for("multiple_choice")(["C", "lime"], samples)["accuracy"] == 0.5
-
-
-def test_scienceqa_errors(tmp_path: Path) -> None:
-    problems = _json(tmp_path / "problems.json", {"3": _problem("Q?", ["x", "y"], 2, "", None, "test")})
-    with pytest.raises(VlitError, match=r"problems\.json\[3\]\.answer: 2 is not an index"):
-        load_scienceqa(problems)
-    _json(problems, {"3": {"question": "Q?", "split": "test"}})
-    with pytest.raises(VlitError, match=r"problems\.json\[3\]\.choices: missing"):
-        load_scienceqa(problems)
 
 
 # ---- RefCOCO ----------------------------------------------------------------------------------------------

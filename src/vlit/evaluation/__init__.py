@@ -5,10 +5,11 @@ task); `metric_for(sample.task)` scores the model's answers to them.
 """
 
 from vlit.evaluation.coco import load_coco_captions, load_refexp, load_vqav2
-from vlit.evaluation.loaders import load_llava_questions, load_scienceqa, load_vlit_dataset
+from vlit.evaluation.loaders import load_llava_questions, load_vlit_dataset
 from vlit.evaluation.metrics import METRICS, Metric, metric_for
 from vlit.evaluation.normalize import normalize_answer
 from vlit.evaluation.samples import EVAL_TASKS, EvalSample, EvalTask
+from vlit.evaluation.suites.scienceqa import load_scienceqa
 
 __all__ = [
     "EVAL_TASKS",

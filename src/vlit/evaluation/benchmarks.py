@@ -27,8 +27,8 @@ from vlit.evaluation.badrows import collecting_bad_rows
 from vlit.evaluation.samples import EvalSample, EvalTask, Samples
 
 Format = str
-"""A generic format of `READERS` (vlit, llava_questions, scienceqa, refexp, coco_captions) or the name of one of
-the papers' benchmarks (`vlit.evaluation.suites.SUITES`: pope, mme, gqa, vqav2, ...)."""
+"""A generic format of `READERS` (vlit, llava_questions, refexp, coco_captions) or the name of one of the
+papers' benchmarks (`vlit.evaluation.suites.SUITES`: pope, mme, gqa, vqav2, scienceqa, mmbench, ...)."""
 
 
 @dataclass
@@ -42,9 +42,10 @@ class BenchmarkConfig:
     """VQAv2 annotations file, or a LLaVA answers file for `llava_questions`."""
     image_root: str | None = None
     style: PromptStyle | Literal["auto"] = "auto"
-    mode: Literal["generate", "rank"] = "generate"
+    mode: Literal["generate", "rank", "auto"] = "auto"
     """`rank`: InstructBLIP's constrained answers for multiple choice and classification (candidates are
-    scored by likelihood); other tasks always generate."""
+    scored by likelihood); other tasks always generate. `auto`: as the papers answer one of their benchmarks in
+    the style asked (`Suite.mode_for`), else generate."""
     task: EvalTask | None = None
     """The task of a `llava_questions` file (default vqa)."""
     split: Literal["held_in", "held_out"] = "held_out"
@@ -59,6 +60,12 @@ class BenchmarkConfig:
         if self.format not in READERS and self.format not in SUITES:
             raise ConfigError(f"format: {self.format!r} is not a benchmark vlit reads (benchmarks: "
                               f"{', '.join(SUITES)}; formats: {', '.join(READERS)})")
+
+    def answer_mode(self, style: str) -> Literal["generate", "rank"]:
+        """How answers are produced when the benchmark is asked in `style` (see `mode`)."""
+        if self.mode != "auto":
+            return self.mode
+        return self.suite.mode_for(style) if self.suite else "generate"
 
     @property
     def suite(self):
@@ -87,11 +94,6 @@ def _llava_questions(bench: BenchmarkConfig, style: PromptStyle, render: StyleNa
     return load_llava_questions(bench.path, bench.image_root, bench.annotations, bench.task or "vqa")
 
 
-def _scienceqa(bench: BenchmarkConfig, style: PromptStyle, render: StyleName, seed: int,
-               frame: ImageSpec | None) -> list[EvalSample]:
-    from vlit.evaluation.loaders import load_scienceqa
-
-    return load_scienceqa(bench.path, bench.image_root, style=render)
 
 
 def _refexp(bench: BenchmarkConfig, style: PromptStyle, render: StyleName, seed: int,
@@ -108,7 +110,7 @@ def _coco_captions(bench: BenchmarkConfig, style: PromptStyle, render: StyleName
     return load_coco_captions(bench.path, bench.image_root, render)
 
 
-READERS: dict[str, Reader] = {"vlit": _vlit, "llava_questions": _llava_questions, "scienceqa": _scienceqa,
+READERS: dict[str, Reader] = {"vlit": _vlit, "llava_questions": _llava_questions,
                               "refexp": _refexp, "coco_captions": _coco_captions}
 """Each benchmark format (`Format`) and the reader of its files: a new format is one reader and one entry."""
 
@@ -164,8 +166,8 @@ def resolve_benchmarks(items: list[str], max_samples: int | None = None) -> list
             suite = SUITES[name]
             if not Path(target).exists():
                 raise VlitError(f"{item}: {target}: no such file or folder ({name} reads {suite.files})")
-            out.append(BenchmarkConfig(name=name, format=name, path=target, mode=suite.mode,
-                                       max_new_tokens=suite.max_new_tokens, max_samples=max_samples))
+            out.append(BenchmarkConfig(name=name, format=name, path=target, max_new_tokens=suite.max_new_tokens,
+                                       max_samples=max_samples))
         elif path.is_dir():
             out += quickstart_benchmarks(path, max_samples)
         elif path.suffix in (".yaml", ".yml"):

@@ -1,5 +1,5 @@
-"""Benchmark loaders for LLaVA evaluation question files, ScienceQA's `problems.json` and vlit's own built
-datasets; the COCO-family formats (VQAv2, RefCOCO, COCO captions) are in `vlit.evaluation.coco`.
+"""Benchmark loaders for LLaVA evaluation question files and vlit's own built datasets; the COCO-family formats
+(VQAv2, RefCOCO, COCO captions) are in `vlit.evaluation.coco`, ScienceQA in `vlit.evaluation.suites.scienceqa`.
 
 Each returns `EvalSample`s in file order; a bad row raises naming the file and the row or field (LLaVA question
 files: or is named and skipped while a benchmark is read, `vlit.evaluation.badrows`).
@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from vlit.config.data import PromptStyle
-from vlit.config.model import StyleName
 from vlit.data.conversation import Conversation, Turn
 from vlit.data.loading.transforms import ImageSpec
 from vlit.data.prompting.styles import LETTERS
@@ -31,7 +30,6 @@ from vlit.evaluation.samples import (
     field_of,
     image_path,
     question_conversation,
-    read_json,
 )
 
 _OPTION_LINE = re.compile(r"^([A-Z])\. (.+)$", re.MULTILINE)
@@ -158,53 +156,6 @@ def llava_question_rows(path: str | Path, image_root: str | Path | None = None,
                           _task_references(task, references or [], options, where), options, meta)
 
     return parse_rows(iter_raw_rows(path), parse)
-
-
-# ---- ScienceQA --------------------------------------------------------------------------------------------
-
-def _scienceqa_sample(pid: str, problem: Any, where: str, image_root: str | Path | None,
-                      style: StyleName) -> EvalSample:
-    question = field_of(problem, "question", str, where)
-    choices = field_of(problem, "choices", list, where)
-    options = [expect(c, str, f"{where}.choices[{i}]") for i, c in enumerate(choices)]
-    answer = field_of(problem, "answer", int, where)
-    if not 0 <= answer < len(options) or len(options) > len(LETTERS):
-        raise VlitError(f"{where}.answer: {answer} is not an index of the {len(options)} choices")
-    hint = expect(problem.get("hint") or "", str, f"{where}.hint").strip()
-    image = expect(problem.get("image"), (str, type(None)), f"{where}.image")
-    split = field_of(problem, "split", str, where)
-    # LLaVA's CQM-A prompt: "Context: {hint}\n{question}" ("N/A" without a hint), then the lettered options.
-    record = TaskRecord("multiple_choice", question=f"Context: {hint or 'N/A'}\n{question}",
-                        options=tuple(options), answer_index=answer)
-    path = None if image is None else image_path(image_root, f"{split}/{pid}/{image}")
-    meta = {k: problem[k] for k in ("subject", "topic", "category", "skill", "grade") if k in problem}
-    meta.update(split=split, has_image=image is not None)
-    return EvalSample(pid, question_conversation(record, style, path, pid), "multiple_choice",
-                      [LETTERS[answer]], options, meta)
-
-
-def load_scienceqa(problems: str | Path, image_root: str | Path | None = None, split: str | None = "test",
-                   images_only: bool = False, style: StyleName = "llava15") -> list[EvalSample]:
-    """ScienceQA's `problems.json` (`{pid: {question, choices, answer, hint, image, split, ...}}`); images at
-    `<image_root>/<split>/<pid>/<image>`. `split=None` keeps every split; `images_only` keeps the questions
-    with an image (the ScienceQA-IMG subset the papers report). In the default style the prompt is LLaVA's:
-    `Context: ..\\n<question>\\nA. ..\\nB. ..\\nAnswer with the option's letter from the given choices
-    directly.`"""
-    data = read_json(problems)
-    if not isinstance(data, dict):
-        raise VlitError(f"{problems}: expected an object of problems keyed by id, got {type(data).__name__}")
-    samples = []
-    for pid, problem in data.items():
-        where = f"{problems}[{pid}]"
-        if split is not None and field_of(problem, "split", str, where) != split:
-            continue
-        if images_only and not problem.get("image"):
-            continue
-        samples.append(_scienceqa_sample(pid, problem, where, image_root, style))
-    if not samples:
-        which = " with an image" if images_only else ""
-        raise VlitError(f"{problems}: no problem{which} in split {split!r}")
-    return samples
 
 
 # ---- vlit's own built datasets ----------------------------------------------------------------------------

@@ -19,8 +19,12 @@ from vlit.evaluation.captioning import caption_scores
 from vlit.evaluation.extract import extract_box, extract_choice, extract_option, pope_answer
 from vlit.evaluation.normalize import clean_whitespace, normalize_answer
 from vlit.evaluation.samples import EvalSample, EvalTask
+from vlit.evaluation.suites.binary import hateful_memes_metrics, vsr_metrics
 from vlit.evaluation.suites.captions import nocaps_metrics
+from vlit.evaluation.suites.mmbench import mmbench_metrics
 from vlit.evaluation.suites.refcoco import refcoco_metrics
+from vlit.evaluation.suites.scienceqa import scienceqa_metrics
+from vlit.evaluation.suites.seed import seed_metrics
 from vlit.evaluation.vqa_scores import gqa_metrics, mme_metrics, textvqa_metrics, vizwiz_metrics, vqa_tool_metrics
 
 Metric = Callable[[Sequence[str], Sequence[EvalSample]], dict[str, float]]
@@ -215,6 +219,11 @@ METRICS: dict[str, MetricSpec] = {
     "vizwiz": MetricSpec(vizwiz_metrics, "vqa_accuracy"),
     "gqa": MetricSpec(gqa_metrics, "accuracy"),
     "mme": MetricSpec(mme_metrics, "perception"),
+    "scienceqa": MetricSpec(scienceqa_metrics, "img_accuracy"),
+    "mmbench": MetricSpec(mmbench_metrics, "circular_accuracy"),
+    "seed": MetricSpec(seed_metrics, "accuracy"),
+    "vsr": MetricSpec(vsr_metrics, "accuracy"),
+    "hateful_memes": MetricSpec(hateful_memes_metrics, "roc_auc"),
 }
 """Every metric by name (`EvalTask`, and `TaskSpec.metric` of the task types it scores)."""
 

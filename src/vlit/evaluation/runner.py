@@ -51,7 +51,11 @@ class Result:
         return None if self.primary is None else self.primary * metric_spec(self.task).scale
 
 
-def _read_done(path: Path) -> dict[str, str]:
+Answer = tuple[str, dict[str, float] | None]
+"""A prediction and, when it was ranked, every candidate's score (log-likelihood) by candidate."""
+
+
+def _read_done(path: Path) -> dict[str, Answer]:
     if not path.exists():
         return {}
     done = {}
@@ -60,24 +64,43 @@ def _read_done(path: Path) -> dict[str, str]:
             row = json.loads(line)
         except json.JSONDecodeError:
             break  # a line cut short by an interruption: everything before it is good
-        done[str(row["id"])] = row["prediction"]
+        done[str(row["id"])] = (row["prediction"], row.get("scores"))
     return done
 
 
-def _answer(pipe: Pipeline, bench: BenchmarkConfig, batch: list[EvalSample], style: PromptStyle) -> list[str]:
+def _line(sample_id: str, answer: Answer) -> str:
+    prediction, scores = answer
+    row = {"id": sample_id, "prediction": prediction} | ({"scores": scores} if scores is not None else {})
+    return json.dumps(row, ensure_ascii=False) + "\n"
+
+
+def _answer(pipe: Pipeline, mode: str, bench: BenchmarkConfig, batch: list[EvalSample],
+            style: PromptStyle) -> list[Answer]:
     convs = [s.conversation for s in batch]
-    if bench.mode == "rank" and batch[0].task in ("multiple_choice", "classification") and batch[0].candidates:
-        answers = []
+    if mode == "rank" and batch[0].task in ("multiple_choice", "classification") and batch[0].candidates:
+        answers: list[Answer] = []
         for sample in batch:
             if sample.task == "multiple_choice" and style.choice_answer == "letter":
                 # The style asks for the option's letter: restrict the answer to the option letters.
                 letters = tuple(LETTERS[: len(sample.candidates)])
-                answers.append(pipe.rank_letters(sample.conversation, letters).best)
+                result = pipe.rank_letters(sample.conversation, letters)
+                best = result.best
             else:
-                best = pipe.rank(sample.conversation, list(sample.candidates)).best
-                answers.append(LETTERS[sample.candidates.index(best)] if sample.task == "multiple_choice" else best)
+                result = pipe.rank(sample.conversation, list(sample.candidates))
+                best = LETTERS[sample.candidates.index(result.best)] if sample.task == "multiple_choice" \
+                    else result.best
+            # Scores are kept: a ranked benchmark's metric may read them (HatefulMemes' ROC-AUC).
+            answers.append((best, dict(zip(result.candidates, result.scores, strict=True))))
         return answers
-    return pipe.generate(convs, max_new_tokens=bench.max_new_tokens)
+    return [(text, None) for text in pipe.generate(convs, max_new_tokens=bench.max_new_tokens)]
+
+
+def attach_scores(samples: list[EvalSample], scores: dict[str, dict[str, float] | None]) -> None:
+    """Candidate scores of ranked answers into `meta["scores"]` of their samples (by sample id), where metrics
+    that need more than the chosen answer read them."""
+    for sample in samples:
+        if scores.get(sample.id) is not None:
+            sample.meta["scores"] = scores[sample.id]
 
 
 def run_benchmark(pipe: Pipeline, label: str, bench: BenchmarkConfig, out: Path, batch_size: int = 8,
@@ -101,17 +124,19 @@ def run_benchmark(pipe: Pipeline, label: str, bench: BenchmarkConfig, out: Path,
     todo = [s for s in samples if s.id not in done]
     if done:
         # Rewrite the complete lines only, dropping a line an interruption cut short.
-        pred_path.write_text("".join(json.dumps({"id": k, "prediction": v}) + "\n" for k, v in done.items()))
+        pred_path.write_text("".join(_line(k, v) for k, v in done.items()))
+    mode = bench.answer_mode(style)
     with pred_path.open("a") as f, tqdm(total=len(samples), initial=len(samples) - len(todo),
                                         desc=f"{label}: {bench.name}", dynamic_ncols=True) as bar:
         for i in range(0, len(todo), batch_size):
             batch = todo[i: i + batch_size]
-            for sample, answer in zip(batch, _answer(pipe, bench, batch, reader), strict=True):
+            for sample, answer in zip(batch, _answer(pipe, mode, bench, batch, reader), strict=True):
                 done[sample.id] = answer
-                f.write(json.dumps({"id": sample.id, "prediction": answer}, ensure_ascii=False) + "\n")
+                f.write(_line(sample.id, answer))
             f.flush()
             bar.update(len(batch))
-    return score(label, bench, samples, [done[s.id] for s in samples], folder, judge)
+    attach_scores(samples, {s.id: done[s.id][1] for s in samples})
+    return score(label, bench, samples, [done[s.id][0] for s in samples], folder, judge)
 
 
 def score(label: str, bench: BenchmarkConfig, samples: list[EvalSample], predictions: list[str],
@@ -177,11 +202,13 @@ def score_predictions(label: str, bench: BenchmarkConfig, path: Path, out: Path,
                       judge: Judge | None = None) -> list[Result]:
     """Score answers produced elsewhere (`read_predictions`): no model runs. Questions are read in the style
     LLaVA's files are written in (as is), which is also how the answers were asked."""
-    from vlit.evaluation.predictions import read_predictions
+    from vlit.evaluation.predictions import read_predictions, read_scores
 
     style = bench.style if bench.style != "auto" else "llava15"
     samples = load_samples(bench, style)
-    return score(label, bench, samples, read_predictions(path, samples), out / label, judge)
+    predictions = read_predictions(path, samples)
+    attach_scores(samples, read_scores(path))
+    return score(label, bench, samples, predictions, out / label, judge)
 
 
 def evaluate(checkpoints: dict[str, Path | Pipeline], benchmarks: list[BenchmarkConfig], out: Path,

@@ -9,13 +9,18 @@ below is the one table of them. A suite's metric is a `vlit.evaluation.metrics.M
 from __future__ import annotations
 
 from vlit.evaluation.suites.base import Suite
+from vlit.evaluation.suites.binary import HATEFUL_MEMES, VSR
 from vlit.evaluation.suites.captions import FLICKR30K, NOCAPS
 from vlit.evaluation.suites.gqa import GQA
+from vlit.evaluation.suites.iconqa import ICONQA
 from vlit.evaluation.suites.llava_bench import LLAVA_BENCH
+from vlit.evaluation.suites.mmbench import MMBENCH, MMBENCH_CN
 from vlit.evaluation.suites.mme import MME
 from vlit.evaluation.suites.mmvet import MMVET
 from vlit.evaluation.suites.pope import POPE
 from vlit.evaluation.suites.refcoco import REFCOCO, REFCOCO_PLUS, REFCOCOG
+from vlit.evaluation.suites.scienceqa import SCIENCEQA
+from vlit.evaluation.suites.seed import SEED
 from vlit.evaluation.suites.textvqa import TEXTVQA
 from vlit.evaluation.suites.vizwiz import VIZWIZ
 from vlit.evaluation.suites.vqav2 import OKVQA, VQAV2
@@ -28,6 +33,13 @@ SUITES: dict[str, Suite] = {
     "vizwiz": VIZWIZ,
     "vqav2": VQAV2,
     "okvqa": OKVQA,
+    "scienceqa": SCIENCEQA,
+    "mmbench": MMBENCH,
+    "mmbench_cn": MMBENCH_CN,
+    "seed": SEED,
+    "iconqa": ICONQA,
+    "vsr": VSR,
+    "hateful_memes": HATEFUL_MEMES,
     "refcoco": REFCOCO,
     "refcoco+": REFCOCO_PLUS,
     "refcocog": REFCOCOG,

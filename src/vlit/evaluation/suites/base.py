@@ -61,6 +61,10 @@ class Suite:
     files: str
     """What PATH is, in a line (README table and errors): e.g. "LLaVA's eval/pope folder"."""
     mode: Literal["generate", "rank"] = "generate"
+    """How answers are produced: generated, or ranked among the candidates (InstructBLIP's constrained answers)."""
+    style_modes: dict[str, Literal["generate", "rank"]] = field(default_factory=dict)
+    """Prompt style -> mode, where that style's paper answers this benchmark otherwise than `mode` (InstructBLIP
+    ranks multiple choice and classification, MiniGPT-v2 ranks IconQA's candidates)."""
     max_new_tokens: int = 32
     published: dict[str, float] = field(default_factory=dict)
     """Model (the names above) -> the headline number its paper reports here, as printed (x 100; MME's sum),
@@ -75,6 +79,10 @@ class Suite:
     """How each style asks (style name, or "all") -> the prompt, for `vlit eval --list` and the README."""
     reference: str = ""
     """The reference script the metric reproduces (`vlit eval --list`)."""
+
+    def mode_for(self, style: str) -> Literal["generate", "rank"]:
+        """How the benchmark is answered when asked in `style`."""
+        return self.style_modes.get(style, self.mode)
 
 
 def find_file(folder: Path, names: tuple[str, ...], what: str) -> Path:
