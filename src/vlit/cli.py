@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("vlit.models.cli:import_main", "a published LLaVA-1.5 / InstructBLIP / BLIP-2 / MiniGPT-v2 "
                "checkpoint as a vlit checkpoint"),
     "export": ("vlit.models.cli:export_main", "export a checkpoint to a LLaVA, InstructBLIP or BLIP-2 folder"),
-    "data": ("vlit.data.cli:main", "validate, inspect and build instruction datasets"),
+    "data": ("vlit.data.cli:main", "validate, inspect, build and convert instruction datasets"),
     "ask": ("vlit.inference.cli:ask_main", "answer one question about an image (or rank candidate answers)"),
     "chat": ("vlit.inference.cli:chat_main", "chat about an image in the terminal, streaming the answers"),
     "serve": ("vlit.serving.cli:serve_main", "serve a checkpoint through an OpenAI-compatible API"),

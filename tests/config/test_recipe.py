@@ -62,7 +62,7 @@ IMPORTED = {
                              template="llama2_inst", prompt_style="minigptv2", system_prompt=""),
 }
 FAMILY = {"llava15-7b-finetune": "llava", "llava15-7b-lora": "llava", "instructblip-vicuna7b": "blip",
-          "instructblip-from-blip2": "blip", "minigptv2-stage3": "minigptv2"}
+          "instructblip-from-blip2": "blip", "instructblip-data-mixture": "blip", "minigptv2-stage3": "minigptv2"}
 RECIPES = sorted(str(p.relative_to(BUNDLED).with_suffix("")) for p in BUNDLED.rglob("*.yaml")
                  if "accelerate" not in p.parts)
 
@@ -91,6 +91,7 @@ def test_every_recipe_that_starts_from_a_published_model_is_checked():
     ("hub/instructblip-vicuna7b", "instructblip"), ("hub/llava15-7b", "llava15"), ("hub/minigptv2-llama2", "minigptv2"),
     ("hub/llava15-7b-finetune", "llava15"), ("hub/llava15-7b-lora", "llava15"),
     ("hub/instructblip-from-blip2", "instructblip"), ("hub/minigptv2-stage3", "minigptv2"),
+    ("hub/instructblip-data-mixture", "instructblip"), ("hub/llava15-665k-academic", "llava15"),
 ])
 def test_recipes_state_the_prompt_style_their_model_is_asked_in(name, style, tmp_path):
     assert _load(name, tmp_path).model.prompt_style == style

@@ -3,7 +3,6 @@ reads; plus the helpers loaders share (JSON reading with file/row errors, image 
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,6 +17,9 @@ from vlit.data.loading.transforms import Box, ImageSpec
 from vlit.data.prompting.styles import render
 from vlit.data.prompting.tasks import MetricName
 from vlit.data.prompting.templates import TaskRecord
+from vlit.data.reading.fields import expect as expect  # re-exported: the loaders import them from here
+from vlit.data.reading.fields import field_of as field_of
+from vlit.data.reading.fields import read_json as read_json
 from vlit.data.reading.images import resolve_image_path
 from vlit.errors import VlitError
 
@@ -70,40 +72,6 @@ class Samples(list[EvalSample]):
 
 
 # ---- helpers shared by the loaders ------------------------------------------------------------------------
-
-def read_json(path: str | Path) -> Any:
-    """A whole JSON file; a missing file or bad JSON raises naming the file (and line)."""
-    path = Path(path)
-    if not path.is_file():
-        raise VlitError(f"{path}: no such file")
-    try:
-        return json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as e:
-        raise VlitError(f"{path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
-    except UnicodeDecodeError as e:
-        raise VlitError(f"{path}: not UTF-8 text (byte {e.start})") from None
-
-
-def expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
-    """`value` if it is a `kind` (bools are not numbers), else VlitError naming `where`."""
-    if isinstance(value, kind) and not (isinstance(value, bool) and bool not in _types(kind)):
-        return value
-    names = " or ".join(t.__name__ for t in _types(kind))
-    raise VlitError(f"{where}: expected {names}, got {json.dumps(value, ensure_ascii=False)[:60]}")
-
-
-def _types(kind: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kind if isinstance(kind, tuple) else (kind,)
-
-
-def field_of(row: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
-    """`row[key]` checked to be a `kind`; a missing key or a row that is no object raises naming both."""
-    if not isinstance(row, dict):
-        raise VlitError(f"{where}: expected a JSON object, got {type(row).__name__}")
-    if key not in row:
-        raise VlitError(f"{where}.{key}: missing")
-    return expect(row[key], kind, f"{where}.{key}")
-
 
 def image_path(root: str | Path | None, ref: str) -> str:
     """The image reference as the conversation carries it: joined with the benchmark's image root."""

@@ -152,3 +152,21 @@ def test_restyled_boxes_follow_the_model_input(tmp_path: Path, caplog) -> None:
     (record,) = [r for r in caplog.records if "dropped" in r.getMessage()]
     assert "shapes" in record.getMessage() and "row out" in record.getMessage()
     assert "falls outside" in record.getMessage()
+
+
+def test_a_merged_row_renders_all_its_records_and_drops_whole_when_a_crop_loses_a_box(tmp_path: Path,
+                                                                                        caplog) -> None:
+    from vlit.data.loading.transforms import ImageSpec
+
+    inside = {"type": "refer", "phrase": "the circle", "boxes": [[24, 30, 110, 90]], "image_size": [200, 100]}
+    lost = {**inside, "phrase": "the square", "boxes": [[2, 10, 40, 50]]}
+    merged = {**_qa("m", "a.png", "<image>\nWhere?", "here"), "tasks": [inside, lost]}
+    path = _file(tmp_path, [merged, _refer_row("in", [24, 30, 110, 90])])
+    cfg = DatasetConfig("shapes", str(path), style="minigptv2")
+    assert [t.content for t in load_dataset(cfg).get(0).turns] == [
+        "<image>\n[refer] give me the location of the circle", "{<12><30><55><90>}",
+        "[refer] give me the location of the square", "{<1><10><20><50>}"]
+    with caplog.at_level(logging.WARNING):
+        crop = load_dataset(cfg, image_spec=ImageSpec(100, (0.5,) * 3, (0.5,) * 3, "crop"))
+    assert [crop.get(i).id for i in range(len(crop))] == ["in"]
+    assert any("row m" in r.getMessage() and "falls outside" in r.getMessage() for r in caplog.records)

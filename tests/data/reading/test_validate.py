@@ -126,3 +126,22 @@ def test_stats_with_a_real_tokenizer() -> None:
     conv = Conversation([Turn("user", "<image>\nhello world"), Turn("assistant", "hello")], ["a.png"])
     stats = compute_stats([conv], tokenizer)
     assert stats.tokens == 3  # "hello", "world", "hello": no [CLS]/[SEP], no marker tokens
+
+
+def test_task_records_are_checked_as_a_prompt_style_reads_them(folder: Path) -> None:
+    vqa = {"type": "vqa", "question": "What?", "answers": ["A."]}
+    path = _lines(folder / "t.jsonl", [
+        json.dumps({**_qa("a"), "task": vqa}),                                    # 1 good
+        json.dumps({**_qa("b"), "task": {"type": "vqa", "question": "What?"}}),   # 2 no answers
+        json.dumps({**_qa("c"), "tasks": [vqa, {**vqa, "type": "poem"}]}),        # 3 merged row, second bad
+        json.dumps({**_qa("d"), "tasks": []}),                                    # 4 empty merge
+    ])
+    report = validate_file(path)
+    assert [str(p) for p in report.problems] == [
+        f"{path}:2: task: a vqa record needs answers",
+        f"{path}:3: tasks[1]: task.type: 'poem' is not one of " + ", ".join(
+            ["caption", "vqa", "multiple_choice", "classification", "counting", "spatial", "yes_no",
+             "question_generation", "dialogue", "refer", "identify", "detection", "grounded_caption"]),
+        f"{path}:4: tasks: expected a non-empty list of task records",
+    ]
+    assert report.by_kind() == {"task": 3}

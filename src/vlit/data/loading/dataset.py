@@ -110,18 +110,19 @@ def _inside_frame(rows: list[Conversation], name: str, frame: ImageSpec | None) 
     if frame is None or frame.resize != "crop":
         return rows
     from vlit.data.prompting.boxes import outside_frame
-    from vlit.data.prompting.templates import TaskRecord
+    from vlit.data.prompting.templates import row_tasks
 
     kept = []
     for row in rows:
         try:
-            task = TaskRecord.from_dict(row.meta["task"]) if "task" in row.meta else None
+            tasks = row_tasks(row.meta) or []
         except VlitError:
-            task = None  # rendering the row reports the bad record
-        lost = [b for b in task.boxes if outside_frame(b, task.image_size, frame)] if task is not None else []
+            tasks = []  # rendering the row reports the bad record
+        lost = [(t, b) for t in tasks for b in t.boxes if outside_frame(b, t.image_size, frame)]
         if lost:
+            task, box = lost[0]
             log.warning("%s: dropped row %s: its %s box %s falls outside the model's %dx%d centre crop of the "
-                        "%dx%d image", name, row.id, task.type, list(lost[0]), frame.size, frame.size,
+                        "%dx%d image", name, row.id, task.type, list(box), frame.size, frame.size,
                         *task.image_size)
         else:
             kept.append(row)

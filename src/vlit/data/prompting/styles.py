@@ -34,7 +34,7 @@ from vlit.data.conversation import IMAGE_TOKEN, Conversation, Turn
 from vlit.data.loading.transforms import ImageSpec
 from vlit.data.prompting import boxes as bx
 from vlit.data.prompting.tasks import TaskSpec, task_spec
-from vlit.data.prompting.templates import TaskRecord, load_templates, template_fields
+from vlit.data.prompting.templates import TaskRecord, load_templates, row_tasks, template_fields
 from vlit.errors import VlitError
 
 SHORT_ANSWER = "Answer the question using a single word or phrase."
@@ -232,21 +232,32 @@ def render(task: TaskRecord, style: str | PromptStyle, rng: random.Random, image
     return (style if isinstance(style, PromptStyle) else get_style(style)).render(task, rng, image, frame)
 
 
+def render_tasks(tasks: Sequence[TaskRecord], style: str | PromptStyle, rng: random.Random, image: bool = True,
+                 frame: ImageSpec | None = None) -> list[Turn]:
+    """Several records about one image asked in one multi-turn conversation, in order (LLaVA-1.5 merges the QA
+    pairs of an image so): each rendered as `render` does, the `<image>` marker only in the first question."""
+    turns: list[Turn] = []
+    for i, task in enumerate(tasks):
+        turns += render(task, style, rng, image=image and i == 0, frame=frame)
+    return turns
+
+
 def restyle(conversation: Conversation, style: str, rng: random.Random,
             frame: ImageSpec | None = None) -> Conversation:
-    """The conversation re-rendered from `meta["task"]` in `style` (same images, id and meta; a leading
-    system turn is kept), boxes named in `frame`. `as_is` returns it unchanged."""
+    """The conversation re-rendered from `meta["task"]` (or a merged row's `meta["tasks"]`, see
+    `render_tasks`) in `style` (same images, id and meta; a leading system turn is kept), boxes named in
+    `frame`. `as_is` returns it unchanged."""
     if style == "as_is":
         return conversation
-    if "task" not in conversation.meta:
-        raise VlitError(f"row {conversation.id}: style {style!r} needs a task record (meta['task']); "
-                        "use style 'as_is' for conversations without one")
+    if "task" not in conversation.meta and "tasks" not in conversation.meta:
+        raise VlitError(f"row {conversation.id}: style {style!r} needs a task record (meta['task'], or a merged "
+                        "row's meta['tasks']); use style 'as_is' for conversations without one")
     if len(conversation.images) > 1:
         raise VlitError(f"row {conversation.id}: a task record describes one image, the row has "
                         f"{len(conversation.images)}")
     try:
-        task = TaskRecord.from_dict(conversation.meta["task"])
-        turns = render(task, style, rng, image=bool(conversation.images), frame=frame)
+        tasks = row_tasks(conversation.meta)
+        turns = render_tasks(tasks, style, rng, image=bool(conversation.images), frame=frame)
     except VlitError as e:
         raise VlitError(f"row {conversation.id}: {e}") from e
     system = [conversation.turns[0]] if conversation.system is not None else []

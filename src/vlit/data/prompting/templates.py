@@ -2,7 +2,8 @@
 
 A row of a vlit-built dataset is a LLaVA conversation row plus `"dataset"` and `"task"`; the loader copies
 both into `Conversation.meta`, and `vlit.data.prompting.styles` re-renders the conversation from `meta["task"]` in any
-prompt style. The task record (`TaskRecord.to_dict()`) is plain JSON:
+prompt style (a row that merges several questions about its image carries `"tasks"`, their records in turn
+order, instead). The task record (`TaskRecord.to_dict()`) is plain JSON:
 
     type           a task type of `vlit.data.prompting.tasks.TASKS` (its spec says which fields it needs)
     category       InstructBLIP-style task category of its dataset ("vqa", "visual reasoning", ...), or absent
@@ -110,6 +111,24 @@ class TaskRecord:
             return cls(**kwargs)
         except (TypeError, ValueError) as e:
             raise VlitError(f"task: {e}") from e
+
+
+def row_tasks(meta: dict[str, Any]) -> list[TaskRecord] | None:
+    """The task records of a row's meta: `task` (one), `tasks` (a merged row's, in turn order), or None."""
+    if "task" in meta:
+        return [TaskRecord.from_dict(meta["task"])]
+    if "tasks" in meta:
+        records = meta["tasks"]
+        if not isinstance(records, list) or not records:
+            raise VlitError("tasks: expected a non-empty list of task records")
+        out = []
+        for i, record in enumerate(records):
+            try:
+                out.append(TaskRecord.from_dict(record))
+            except VlitError as e:
+                raise VlitError(f"tasks[{i}]: {e}") from e
+        return out
+    return None
 
 
 def _listify(value: Any) -> Any:

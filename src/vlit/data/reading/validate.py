@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from vlit.data.conversation import IMAGE_TOKEN, Conversation
+from vlit.data.prompting.templates import row_tasks
 from vlit.data.reading.images import ImageError, open_image, resolve_image_path
 from vlit.data.reading.llava import row_images, row_problems
 from vlit.data.reading.rows import Problem, iter_raw_rows
+from vlit.errors import VlitError
 
 
 @dataclass(frozen=True)
@@ -84,10 +86,22 @@ def _row_id(value: Any) -> str | None:
     return str(row_id) if isinstance(row_id, str | int) and not isinstance(row_id, bool) else None
 
 
+def _task_problems(row: Any) -> list[Problem]:
+    """A task record (`task`, or a merged row's `tasks`) that a prompt style could not render from."""
+    if not isinstance(row, dict):
+        return []
+    try:
+        row_tasks(row)
+    except VlitError as e:
+        return [Problem("", "task", str(e))]
+    return []
+
+
 def validate_file(path: str | Path, image_root: str | Path | None = None,
                   open_images: bool = True) -> ValidationReport:
-    """Every problem of every row: JSON syntax, fields, roles, turn order, empty text, marker counts, images
-    (missing, or unreadable when `open_images`), duplicate ids. `image_root` defaults to the file's folder."""
+    """Every problem of every row: JSON syntax, fields, roles, turn order, empty text, marker counts, task
+    records (`task` / `tasks`, as a prompt style reads them), images (missing, or unreadable when
+    `open_images`), duplicate ids. `image_root` defaults to the file's folder."""
     path = Path(path)
     images = _ImageChecker(Path(image_root) if image_root is not None else path.parent, open_images)
     report = ValidationReport(path)
@@ -97,7 +111,7 @@ def validate_file(path: str | Path, image_root: str | Path | None = None,
         if raw.error is not None:
             found = [raw.error.problem]
         else:
-            found = row_problems(raw.value)
+            found = row_problems(raw.value) + _task_problems(raw.value)
             refs = row_images(raw.value)
             for i, ref in enumerate(refs):
                 error = images.error(ref)
