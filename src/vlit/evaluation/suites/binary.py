@@ -63,7 +63,8 @@ def _vsr_images(path: Path, image_root: str | None) -> Path:
 
 
 def read_vsr(bench, style, render: StyleName, seed: int, frame: ImageSpec | None) -> list[EvalSample]:
-    path = find_file(Path(bench.path), ("test.jsonl", "*.jsonl"), "VSR split file")
+    path = find_file(Path(bench.path), ("test.jsonl", "zeroshot/test.jsonl", "*/test.jsonl", "*.jsonl"),
+                     "VSR split file")
     root = _vsr_images(path, bench.image_root)
     samples = []
     for i, (where, row) in enumerate(read_rows(path)):

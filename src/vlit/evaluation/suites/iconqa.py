@@ -53,6 +53,11 @@ def _sample(qid: str, problem: Any, where: str, image: Path, render: StyleName, 
     return EvalSample(qid, conversation, "multiple_choice", [LETTERS[answer]], options, {"question_id": qid})
 
 
+def _has_problem_folders(folder: Path) -> bool:
+    base = next((folder / sub for sub in _SUBSET_FOLDERS if (folder / sub).is_dir()), folder)
+    return any((p / "data.json").is_file() for p in base.iterdir())
+
+
 def _problem_folders(folder: Path) -> list[Path]:
     base = next((folder / sub for sub in _SUBSET_FOLDERS if (folder / sub).is_dir()), folder)
     found = [p for p in base.iterdir() if (p / "data.json").is_file()]
@@ -64,6 +69,11 @@ def _problem_folders(folder: Path) -> list[Path]:
 
 def read_iconqa(bench, style, render: StyleName, seed: int, frame: ImageSpec | None) -> list[EvalSample]:
     path = Path(bench.path)
+    if path.is_dir() and not _has_problem_folders(path):
+        # A folder holding one JSON file (a problem's data.json, or MiniGPT-v2's list) reads as that file.
+        files = sorted(path.glob("*.json"))
+        if len(files) == 1:
+            path = files[0]
     if path.is_dir():
         return [_sample(p.name, read_json(p / "data.json"), str(p / "data.json"), p / "image.png", render, seed)
                 for p in _problem_folders(path)]
