@@ -109,6 +109,18 @@ def test_vlit_import_of_the_exported_folder_gives_back_the_model(exported, red_i
         torch.testing.assert_close(loaded(**inputs).logits, model(**inputs).logits, atol=1e-5, rtol=0)
 
 
+def test_export_import_export_is_bit_identical(exported, tmp_path):
+    from safetensors.torch import load_file
+
+    _, _, folder, _ = exported
+    import_checkpoint(str(folder), tmp_path / "vlit")
+    again, _ = export_model(*load_model(tmp_path / "vlit"), tmp_path / "again")
+    first = {k: v for f in folder.glob("*.safetensors") for k, v in load_file(f).items()}
+    second = {k: v for f in again.glob("*.safetensors") for k, v in load_file(f).items()}
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
 def test_a_layer_norm_epsilon_that_differs_is_reported(blip_model_config, caplog):
     cfg = blip_model_config(True)
     model, _ = build_model(replace(cfg, connector=replace(cfg.connector, vision_norm_eps=1e-5)))

@@ -219,6 +219,18 @@ def test_imported_checkpoint_loads_and_runs_as_minigptv2(tmp_path, files, llama)
     raw = minigpt_state()
     torch.testing.assert_close(tokens, F.linear(merged, raw["llama_proj.weight"], raw["llama_proj.bias"]),
                                atol=1e-4, rtol=1e-4)
+    # The prompt as MiniGPT-v2's code writes and tokenizes it: `[INST] <Img><ImageHere></Img> [task] instruction
+    # [/INST]`, split at the image, the first piece with special tokens, the rest without (get_context_emb).
+    from vlit.data.conversation import Conversation
+
+    conversation = Conversation.single("[vqa] What is it?", image="x.png")
+    text = processor.render(conversation, add_generation_prompt=True)
+    assert text == "[INST] <Img><image></Img> [vqa] What is it? [/INST]"
+    before, after = text.split("<image>")
+    tokenizer = processor.tokenizer
+    expected = tokenizer(before).input_ids + [processor.image_token_id] * processor.num_image_tokens \
+        + tokenizer(after, add_special_tokens=False).input_ids
+    assert processor.encode(conversation, add_generation_prompt=True).input_ids == expected
 
 
 def test_dropped_buffers_and_a_mismatched_llama(tmp_path, files, llama):

@@ -121,6 +121,8 @@ def convert_minigptv2(checkpoint: str | Path, eva: str | Path, llama: str, *, im
         vision=_vision_config(tower, vision_layers, vision_heads, image_size),
         connector=MergeConnectorConfig(merge=MERGE), llm=LLMConfig(source="hub", name=llama, dtype=dtype),
         template="llama2_inst", system_prompt="", prompt_style="minigptv2",
+        # MiniGPT-v2 tokenizes the prompt around `<ImageHere>` piece by piece (`get_context_emb`, `prompt_wrap`).
+        split_at_images=True,
         lora=LoRAConfig(r=rank, alpha=lora_alpha, dropout=lora_dropout, target_modules=modules),
     )
     weights = {f"vision.model.{k}": v for k, v in tower.items()}
