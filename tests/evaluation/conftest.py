@@ -8,9 +8,12 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+from vlit.cli import main as cli
 
 
 @dataclass
@@ -20,6 +23,13 @@ class FakeJudge:
     """The reply's text, or an HTTP status to fail with."""
     requests: list[dict[str, Any]] = field(default_factory=list)
     """Each request: its JSON body plus `path` and `authorization`."""
+
+    def judged_eval(self, benchmark: str, bench: str | Path, predictions: str | Path, out: Path,
+                    model: str = "j") -> int:
+        """`vlit eval`'s exit code scoring `predictions` on `benchmark` at `bench` into `out`, judged by this
+        server as `model`."""
+        return cli(["eval", "--benchmarks", f"{benchmark}={bench}", "--predictions", f"{benchmark}={predictions}",
+                    "--out", str(out), "--judge-url", self.url, "--judge-model", model])
 
 
 def _handler(judge: FakeJudge) -> type[BaseHTTPRequestHandler]:

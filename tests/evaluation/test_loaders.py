@@ -143,11 +143,15 @@ def test_vqav2_minigptv2_style_and_errors(tmp_path: Path) -> None:
     data = json.loads(annotations.read_text())
     data["annotations"].pop()
     _json(annotations, data)
-    with pytest.raises(VlitError, match=r"questions\[2\]: question_id 393225000 has no annotation"):
+    with pytest.raises(VlitError, match=r"questions\[2\]\.question_id: 393225000 has no annotation"):
         load_vqav2(questions, annotations)
     data["annotations"][0]["answers"][3] = {"answer_id": 4}
     _json(annotations, data)
     with pytest.raises(VlitError, match=r"annotations\[0\]\.answers\[3\]\.answer: missing"):
+        load_vqav2(questions, annotations)
+    data["annotations"] = [data["annotations"][1], data["annotations"][1]]
+    _json(annotations, data)
+    with pytest.raises(VlitError, match=r"annotations\[1\]\.question_id: 262148001 repeats .*annotations\[0\]"):
         load_vqav2(questions, annotations)
 
 

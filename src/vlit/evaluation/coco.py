@@ -12,7 +12,9 @@ from typing import Any, Literal
 from vlit.config.model import StyleName
 from vlit.data.loading.transforms import Box
 from vlit.data.prompting.templates import TaskRecord
+from vlit.data.reading.fields import BadRow
 from vlit.data.reading.rows import read_rows
+from vlit.data.reading.vqa import VQA_IMAGE_PATTERN, read_vqa
 from vlit.errors import VlitError
 from vlit.evaluation.samples import (
     EvalSample,
@@ -24,8 +26,6 @@ from vlit.evaluation.samples import (
     read_json,
 )
 
-VQA_IMAGE_PATTERN = "COCO_{data_subtype}_{image_id:012d}.jpg"
-"""VQAv2 and OK-VQA images: `COCO_val2014_000000393225.jpg`; COCO 2017 folders use `{image_id:012d}.jpg`."""
 REFCOCO_IMAGE_PATTERN = "COCO_train2014_{image_id:012d}.jpg"
 """RefCOCO, RefCOCO+ and RefCOCOg all take their images from COCO train2014."""
 _REFER_ANN_SUFFIX = re.compile(r"^(COCO_[A-Za-z]+\d*_\d{12})_\d+(\.\w+)$")
@@ -39,53 +39,24 @@ def _list_field(data: Any, key: str, path: str | Path) -> list[Any]:
 
 # ---- VQAv2 ------------------------------------------------------------------------------------------------
 
-def _vqa_annotations(path: str | Path) -> dict[int, tuple[dict[str, Any], str]]:
-    """question_id -> (annotation, where), each with its answer texts checked."""
-    out = {}
-    for i, ann in enumerate(_list_field(read_json(path), "annotations", path)):
-        where = f"{path}: annotations[{i}]"
-        question_id = field_of(ann, "question_id", int, where)
-        for j, answer in enumerate(field_of(ann, "answers", list, where)):
-            field_of(answer, "answer", str, f"{where}.answers[{j}]")
-        if question_id in out:
-            raise VlitError(f"{where}.question_id: {question_id} repeats {out[question_id][1]}")
-        out[question_id] = (ann, where)
-    return out
-
-
 def load_vqav2(questions: str | Path, annotations: str | Path, image_root: str | Path | None = None,
                style: StyleName = "llava15", image_pattern: str = VQA_IMAGE_PATTERN) -> list[EvalSample]:
     """VQAv2-format files (`v2_OpenEnded_mscoco_val2014_questions.json` and
-    `v2_mscoco_val2014_annotations.json`; OK-VQA uses the same): one `vqa` sample per question, references
-    the human answers (10 in VQAv2), meta `question_type`, `answer_type`, `multiple_choice_answer`,
-    `image_id`, `question`. Image file names follow `image_pattern` (fields `image_id` and the questions file's
-    `data_subtype`). The default style asks as LLaVA-1.5 does:
-    `<question>\\nAnswer the question using a single word or phrase.`"""
-    data = read_json(questions)
-    items = _list_field(data, "questions", questions)
-    subtype = data.get("data_subtype")
-    if "{data_subtype" in image_pattern and not isinstance(subtype, str):
-        raise VlitError(f"{questions}: data_subtype: missing (image_pattern {image_pattern!r} needs it)")
-    truth = _vqa_annotations(annotations)
+    `v2_mscoco_val2014_annotations.json`; OK-VQA uses the same), read by `vlit.data.reading.vqa.read_vqa`: one
+    `vqa` sample per question, references the human answers (10 in VQAv2), meta `question_type`,
+    `answer_type`, `multiple_choice_answer`, `image_id`, `question`. Image file names follow `image_pattern`
+    (fields `image_id` and the questions file's `data_subtype`). The first bad row raises. The default style
+    asks as LLaVA-1.5 does: `<question>\\nAnswer the question using a single word or phrase.`"""
     samples = []
-    for i, item in enumerate(items):
-        where = f"{questions}: questions[{i}]"
-        question_id = field_of(item, "question_id", int, where)
-        image_id = field_of(item, "image_id", int, where)
-        question = field_of(item, "question", str, where)
-        if question_id not in truth:
-            raise VlitError(f"{where}: question_id {question_id} has no annotation in {annotations}")
-        ann, ann_where = truth[question_id]
-        answers = [a["answer"] for a in ann["answers"]]
-        if not answers:
-            raise VlitError(f"{ann_where}.answers: empty")
-        meta = {k: ann[k] for k in ("question_type", "answer_type", "multiple_choice_answer") if k in ann}
-        meta.update(image_id=image_id, question=question)
-        image = image_path(image_root, image_pattern.format(image_id=image_id, data_subtype=subtype))
-        record = TaskRecord("vqa", question=question, answers=tuple(answers))
-        sample_id = str(question_id)
-        samples.append(EvalSample(sample_id, question_conversation(record, style, image, sample_id), "vqa",
-                                  answers, [], meta))
+    for question in read_vqa(questions, annotations, image_pattern):
+        if isinstance(question, BadRow):
+            raise VlitError(question.message)
+        answers = list(question.answers)
+        meta = {**question.meta, "image_id": question.image_id, "question": question.question}
+        record = TaskRecord("vqa", question=question.question, answers=question.answers)
+        sample_id = str(question.question_id)
+        conversation = question_conversation(record, style, image_path(image_root, question.image), sample_id)
+        samples.append(EvalSample(sample_id, conversation, "vqa", answers, [], meta))
     return samples
 
 

@@ -65,8 +65,7 @@ def test_questions_are_asked_as_written_with_their_images(bench):
 def test_the_judge_gets_the_published_prompt_and_the_scores_summarise_as_the_reference(bench, tmp_path, fake_judge):
     fake_judge.reply = _review
     out = tmp_path / "out"
-    assert cli(["eval", "--benchmarks", f"llava_bench={bench}", "--predictions", f"llava_bench={bench / 'model.jsonl'}",
-                "--out", str(out), "--judge-url", fake_judge.url, "--judge-model", "gpt-4-0314"]) == 0
+    assert fake_judge.judged_eval("llava_bench", bench, bench / "model.jsonl", out, "gpt-4-0314") == 0
     first = fake_judge.requests[0]
     assert (first["model"], first["temperature"], first["max_tokens"]) == ("gpt-4-0314", 0.2, 1024)
     assert first["messages"][0] == {"role": "system", "content": SYSTEM}
@@ -92,8 +91,7 @@ def test_the_judge_gets_the_published_prompt_and_the_scores_summarise_as_the_ref
                        "answer_id": "vlit-1", "model_id": "model", "metadata": {}}
     # Scoring again asks nothing: the replies are kept beside the predictions.
     asked = len(fake_judge.requests)
-    assert cli(["eval", "--benchmarks", f"llava_bench={bench}", "--predictions", f"llava_bench={bench / 'model.jsonl'}",
-                "--out", str(out), "--judge-url", fake_judge.url, "--judge-model", "gpt-4-0314"]) == 0
+    assert fake_judge.judged_eval("llava_bench", bench, bench / "model.jsonl", out, "gpt-4-0314") == 0
     assert len(fake_judge.requests) == asked == 4
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from vlit.cli import main as cli
 from vlit.evaluation.benchmarks import load_samples, resolve_benchmarks
 from vlit.evaluation.suites.mmvet import PROMPT, RETRY_SUFFIX
 
@@ -60,8 +59,7 @@ def _grader(body):
 def test_the_grader_gets_the_published_prompt_and_scores_average_per_capability(mmvet, tmp_path, fake_judge):
     fake_judge.reply = _grader
     out = tmp_path / "out"
-    assert cli(["eval", "--benchmarks", f"mmvet={mmvet}", "--predictions", f"mmvet={mmvet / 'model.jsonl'}",
-                "--out", str(out), "--judge-url", fake_judge.url, "--judge-model", "gpt-4-0613"]) == 0
+    assert fake_judge.judged_eval("mmvet", mmvet, mmvet / "model.jsonl", out, "gpt-4-0613") == 0
     first = fake_judge.requests[0]
     assert first["messages"] == [{"role": "user", "content": PROMPT + "\nWhat is x in the equation? | -1 <AND> -5 "
                                                                       "| x = -1 | "}]
@@ -98,8 +96,7 @@ def test_without_ground_truth_the_answers_are_written_as_mm_vet_results_and_unsc
     """LLaVA's real question rows and LLaVA-1.5-13B's real answers: no mm-vet.json, so even a judge cannot
     grade; the results file is what convert_mmvet_for_eval.py writes from the same answers."""
     out = tmp_path / "out"
-    assert cli(["eval", "--benchmarks", f"mmvet={SAMPLES}", "--predictions", f"mmvet={ANSWERS}", "--out", str(out),
-                "--judge-url", fake_judge.url, "--judge-model", "j"]) == 0
+    assert fake_judge.judged_eval("mmvet", SAMPLES, ANSWERS, out) == 0
     assert "| llava-v1.5-13b | unscored | – |" in capsys.readouterr().out and not fake_judge.requests
     metrics = json.loads((out / "llava-v1.5-13b" / "mmvet.metrics.json").read_text())["mmvet"]
     assert "mm-vet.json" in metrics["unscored"] and metrics["count"] == 4
@@ -119,8 +116,7 @@ def test_real_question_rows_with_ground_truth_are_graded(tmp_path, fake_judge):
         "imagename": r["image"], "capability": ["ocr", "math"], "question": r["text"], "answer": "42"} for r in rows}))
     fake_judge.reply = lambda body: "1.0"
     out = tmp_path / "out"
-    assert cli(["eval", "--benchmarks", f"mmvet={folder}", "--predictions", f"mmvet={ANSWERS}", "--out", str(out),
-                "--judge-url", fake_judge.url, "--judge-model", "j"]) == 0
+    assert fake_judge.judged_eval("mmvet", folder, ANSWERS, out) == 0
     assert json.loads((out / "llava-v1.5-13b" / "mmvet.metrics.json").read_text())["mmvet"]["total"] == 1.0
     assert fake_judge.requests[3]["messages"][0]["content"].endswith(
         "\nWhat is the answer to the bottom left equation? | 42 | The answer to the bottom left equation is 27. | ")

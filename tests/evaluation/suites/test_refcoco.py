@@ -135,9 +135,10 @@ def test_refer_layout_reads_a_plain_data_pickle(tmp_path):
     (folder / "instances.json").write_text(json.dumps(instances))
     name = "COCO_train2014_000000000005_{}.jpg"
     refs = [{"ref_id": 0, "ann_id": 77, "image_id": 5, "split": "testB", "file_name": name.format(3),
-             "sentences": [{"sent": "left one", "raw": "Left one."}, {"sent": "the left", "raw": "the left"}]},
+             "sentences": [{"sent_id": 0, "sent": "left one", "raw": "Left one."},
+                           {"sent_id": 1, "sent": "the left", "raw": "the left"}]},
             {"ref_id": 1, "ann_id": 77, "image_id": 5, "split": "train", "file_name": name.format(4),
-             "sentences": [{"sent": "not asked", "raw": "not asked"}]}]
+             "sentences": [{"sent_id": 2, "sent": "not asked", "raw": "not asked"}]}]
     (folder / "refs(unc).p").write_bytes(pickle.dumps(refs, protocol=2))
     samples = load_samples(resolve_benchmarks([f"refcoco={tmp_path}"])[0], "minigptv2")
     assert [(s.id, s.meta["expression"]) for s in samples] == [("testB:0", "left one"), ("testB:1", "the left")]
@@ -159,7 +160,7 @@ def test_a_pickle_that_names_a_function_is_refused_before_it_runs(tmp_path):
     (folder / "instances.json").write_text(json.dumps({"images": [], "annotations": []}))
     marker = tmp_path / "ran"
     (folder / "refs(unc).p").write_bytes(pickle.dumps([_Runs(marker)]))
-    with pytest.raises(VlitError, match=r"refs\(unc\)\.p: not a plain-data pickle .*mkdir"):
+    with pytest.raises(VlitError, match=r"refs\(unc\)\.p: not a refer refs pickle .*mkdir"):
         load_samples(resolve_benchmarks([f"refcoco={folder}"])[0], "minigptv2")
     assert not marker.exists()
 

@@ -43,6 +43,12 @@ BRIEF_CAPTION = "Describe the image concisely."
 """The first of LLaVA's brief-description instructions."""
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
+
+def lettered(question: str, options: Sequence[str]) -> str:
+    """The question, then one `A. option` line per option (LLaVA's layout)."""
+    return "\n".join([question, *(f"{LETTERS[i]}. {option}" for i, option in enumerate(options))])
+
+
 Pairs = list[tuple[str, str]]
 """(instruction, answer) rounds of one example, image marker not yet added."""
 
@@ -161,8 +167,7 @@ class LLaVA15Style(PromptStyle):
             case "short_answer":
                 return [(f"{task.question}\n{SHORT_ANSWER}", target)]
             case "choice":
-                options = "\n".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(task.options))
-                return [(f"{task.question}\n{options}\n{LETTER_ANSWER}", target)]
+                return [(f"{lettered(task.question, task.options)}\n{LETTER_ANSWER}", target)]
             case "question_generation":
                 return [(f"Write a question about the image whose answer is \"{task.answer}\".", target)]
             case "dialogue":

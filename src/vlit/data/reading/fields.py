@@ -52,6 +52,15 @@ def field_of(row: Any, key: str, kind: type | tuple[type, ...], where: str) -> A
     return expect(row[key], kind, f"{where}.{key}")
 
 
+def first_existing(folder: Path, names: tuple[str, ...]) -> Path | None:
+    """The first of `names` (globs, relative to `folder`) that exists, or None."""
+    for name in names:
+        found = sorted(folder.glob(name))
+        if found:
+            return found[0]
+    return None
+
+
 def find_file(folder: Path, names: tuple[str, ...], what: str) -> Path:
     """The first of `names` (globs) in `folder`, or PATH itself when it is a file; an error naming the folder
     and the file names looked for."""
@@ -59,11 +68,10 @@ def find_file(folder: Path, names: tuple[str, ...], what: str) -> Path:
         return folder
     if not folder.exists():
         raise VlitError(f"{folder}: no such file or folder")
-    for name in names:
-        found = sorted(folder.glob(name))
-        if found:
-            return found[0]
-    raise VlitError(f"{folder}: no {what} ({' or '.join(names)})")
+    found = first_existing(folder, names)
+    if found is None:
+        raise VlitError(f"{folder}: no {what} ({' or '.join(names)})")
+    return found
 
 
 @dataclass(frozen=True)

@@ -10,22 +10,28 @@ LLaVA read them: one folder per dataset with
 A ref's box is its annotation's COCO `[x, y, w, h]`, returned as pixels `(x1, y1, x2, y2)`; its image is
 COCO train2014's (`COCO_train2014_000000581857.jpg`, the image's `file_name` in instances.json).
 
-The refs file is a pickle. It is read with an unpickler that builds only lists, dicts, text and numbers and
-refuses anything else (a class, a function): a pickle from elsewhere cannot run code here.
+Read here for both training-data conversion (`vlit.data.convert`) and the RefCOCO benchmarks
+(`vlit.evaluation.suites.refer`).
+
+The refs file is a pickle, and a pickle can run code when loaded. It is read with an unpickler that refuses
+every global it names, so only plain data (lists, dicts, text, numbers: what refer's files hold) loads, and a
+pickle naming any class or function raises before any of it runs.
 """
 
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vlit.data.reading.fields import BadRow, expect, field_of, guarded, read_json
 from vlit.errors import VlitError
 
-Box = tuple[float, float, float, float]
+if TYPE_CHECKING:
+    from vlit.data.loading.transforms import Box
+
 SPLIT_BYS = ("unc", "umd", "google")
 """Whose split a refs file follows, in the order a folder's files are preferred: RefCOCO and RefCOCO+ ship
 `refs(unc).p`; RefCOCOg ships `refs(umd).p` (the split MiniGPT-v2 and LLaVA use) and `refs(google).p`."""
@@ -47,22 +53,30 @@ class Ref:
     sentences: tuple[tuple[int, str], ...]
     """(sent_id, expression) pairs; the expression is refer's `sent` (lower-cased, as the benchmarks ask)."""
     split: str
+    file_name: str | None = None
+    """The ref's own `file_name` in the refs file (`COCO_train2014_000000581857_16.jpg`), when it has one:
+    without `.jpg` it is MiniGPT-v2's `img_id` of the ref's expressions."""
 
 
 class _PlainUnpickler(pickle.Unpickler):
+    """An unpickler for plain data only: every class or function a pickle names (the only way one runs code)
+    is looked up through `find_class`, which refuses them all."""
+
     def find_class(self, module: str, name: str) -> Any:
         raise pickle.UnpicklingError(f"refuses to build {module}.{name}: a refs file holds only lists, dicts, "
                                      "text and numbers")
 
 
 def load_refs(path: Path) -> list[Any]:
-    """The refs list of a `refs(*).p` file (Python 2 or 3 pickle), built from plain values only."""
+    """The refs list of a `refs(*).p` file (Python 2 or 3 pickle), built from plain values only; Python 2's
+    byte strings (refer's pickles were written by Python 2) are read as UTF-8 text."""
     try:
         with open(path, "rb") as f:
             refs = _PlainUnpickler(f, encoding="utf-8").load()
     except FileNotFoundError:
         raise VlitError(f"{path}: no such file") from None
-    except (pickle.UnpicklingError, EOFError, UnicodeDecodeError, ValueError) as e:
+    except (pickle.UnpicklingError, EOFError, UnicodeDecodeError, ValueError, TypeError, KeyError, IndexError,
+            AttributeError, OverflowError) as e:
         raise VlitError(f"{path}: not a refer refs pickle ({e})") from None
     if not isinstance(refs, list):
         raise VlitError(f"{path}: expected a pickled list of refs, got {type(refs).__name__}")
@@ -101,7 +115,8 @@ def _instances(path: Path) -> tuple[dict[int, tuple[str, tuple[int, int]]], dict
     return images, boxes
 
 
-def _box(values: Any, where: str) -> Box:
+def xywh_box(values: Any, where: str) -> Box:
+    """COCO's `[x, y, w, h]` as pixels `(x1, y1, x2, y2)`; anything else raises naming `where`."""
     values = expect(values, list, where)
     if len(values) != 4:
         raise VlitError(f"{where}: expected [x, y, w, h], got {len(values)} numbers")
@@ -111,14 +126,16 @@ def _box(values: Any, where: str) -> Box:
     return (x, y, x + w, y + h)
 
 
-def read_refer(path: str | Path, split: str | None = "train") -> Iterator[Ref | BadRow]:
-    """Every ref of `split` (None: all) of a refer folder (or refs file), in the refs file's order; a ref that
-    cannot be read (a missing field, an annotation or image instances.json lacks) is a `BadRow` in its place."""
+def read_refer(path: str | Path, split: str | Collection[str] | None = "train") -> Iterator[Ref | BadRow]:
+    """Every ref of `split` (several splits: of any of them; None: all) of a refer folder (or refs file), in the
+    refs file's order; a ref that cannot be read (a missing field, an annotation or image instances.json lacks)
+    is a `BadRow` in its place."""
     refs_path, instances_path = find_refer_files(Path(path))
     images, boxes = _instances(instances_path)
+    splits = None if split is None else (split,) if isinstance(split, str) else tuple(split)
     for i, ref in enumerate(load_refs(refs_path)):
         where = f"{refs_path}[{i}]"
-        if split is not None and isinstance(ref, dict) and ref.get("split") != split:
+        if splits is not None and isinstance(ref, dict) and ref.get("split") not in splits:
             continue
         yield guarded(where, lambda ref=ref, where=where: _ref(ref, where, images, boxes, instances_path))
 
@@ -140,5 +157,6 @@ def _ref(ref: Any, where: str, images: dict[int, tuple[str, tuple[int, int]]], b
     if not sentences:
         raise VlitError(f"{where}.sentences: no expression")
     image, size = images[image_id]
-    box = _box(boxes[ann_id], f"{instances}: annotation {ann_id}.bbox")
-    return Ref(where, ref_id, image_id, image, size, box, tuple(sentences), str(ref.get("split", "")))
+    box = xywh_box(boxes[ann_id], f"{instances}: annotation {ann_id}.bbox")
+    file_name = field_of(ref, "file_name", str, where) if "file_name" in ref else None
+    return Ref(where, ref_id, image_id, image, size, box, tuple(sentences), str(ref.get("split", "")), file_name)

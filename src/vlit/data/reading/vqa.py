@@ -24,7 +24,8 @@ from vlit.data.reading.fields import BadRow, expect, field_of, guarded, read_jso
 from vlit.errors import VlitError
 
 VQA_IMAGE_PATTERN = "COCO_{data_subtype}_{image_id:012d}.jpg"
-"""VQAv2 and OK-VQA images: `COCO_train2014_000000393225.jpg` (COCO 2014 file names)."""
+"""VQAv2 and OK-VQA images: `COCO_train2014_000000393225.jpg` (COCO 2014 file names; COCO 2017 folders use
+`{image_id:012d}.jpg`)."""
 _SPLIT = re.compile(r"(train|val|test-dev|test)\d{4}")
 
 
@@ -81,20 +82,24 @@ def _annotation(ann: Any, where: str) -> tuple[int, tuple[str, ...], dict[str, A
 def read_vqa(questions: str | Path, annotations: str | Path,
              image_pattern: str = VQA_IMAGE_PATTERN) -> Iterator[VQAQuestion | BadRow]:
     """Every question with its answers, in the questions file's order; a question or annotation that cannot be
-    read comes back as a `BadRow` in its place (a file that is not in the format raises)."""
+    read (or repeats an earlier annotation's question id) comes back as a `BadRow` in its place (a file that is
+    not in the format raises). Read for both training-data conversion and the VQAv2 / OK-VQA benchmarks."""
     data = read_json(questions)
     items = field_of(data, "questions", list, str(questions))
     subtype = data.get("data_subtype")
     if "{data_subtype" in image_pattern and not isinstance(subtype, str):
         raise VlitError(f"{questions}: data_subtype: missing (image_pattern {image_pattern!r} needs it)")
     truth: dict[int, tuple[tuple[str, ...], dict[str, Any]]] = {}
+    first: dict[int, str] = {}
     for i, ann in enumerate(field_of(read_json(annotations), "annotations", list, str(annotations))):
-        read = guarded(f"{annotations}: annotations[{i}]", lambda ann=ann, i=i: _annotation(
-            ann, f"{annotations}: annotations[{i}]"))
+        where = f"{annotations}: annotations[{i}]"
+        read = guarded(where, lambda ann=ann, where=where: _annotation(ann, where))
         if isinstance(read, BadRow):
             yield read
+        elif read[0] in first:
+            yield BadRow(f"{where}.question_id: {read[0]} repeats {first[read[0]]}")
         else:
-            truth[read[0]] = read[1:]
+            truth[read[0]], first[read[0]] = read[1:], where
     for i, item in enumerate(items):
         where = f"{questions}: questions[{i}]"
         yield guarded(where, lambda item=item, where=where: _question(item, where, truth, annotations,

@@ -84,14 +84,3 @@ class Suite:
         """How the benchmark is answered when asked in `style`."""
         return self.style_modes.get(style, self.mode)
 
-
-def find_file(folder: Path, names: tuple[str, ...], what: str) -> Path:
-    """The first of `names` (globs) in `folder`, or PATH itself when it is a file; an error naming the folder
-    and the file names looked for."""
-    if folder.is_file():
-        return folder
-    for name in names:
-        found = sorted(folder.glob(name))
-        if found:
-            return found[0]
-    raise VlitError(f"{folder}: no {what} ({' or '.join(names)})")

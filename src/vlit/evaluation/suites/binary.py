@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 from vlit.data.conversation import IMAGE_TOKEN, Conversation, Turn
 from vlit.data.prompting.benchmarks import HATEFUL_LABELS, VSR_LABELS, hateful_memes_prompt, vsr_prompt
+from vlit.data.reading.fields import find_file
 from vlit.data.reading.rows import read_rows
 from vlit.errors import VlitError
 from vlit.evaluation.roc import roc_auc
 from vlit.evaluation.samples import EvalSample, field_of, image_path
-from vlit.evaluation.suites.base import Suite, find_file
+from vlit.evaluation.suites.base import Suite
 
 if TYPE_CHECKING:
     from vlit.config.model import StyleName

@@ -5,10 +5,8 @@
 - `nocaps`: the validation captions `nocaps_val_4500_captions.json` (COCO captions shape; each image has
   `domain`: in-domain, near-domain or out-domain). The test split has no public captions (EvalAI only).
 
-Asked per style as each paper's evaluation asks for a caption: InstructBLIP `A short image description:` (its
-held-out captioning prompt), LLaVA-1.5 `Provide a one-sentence caption for the provided image.` (its caption
-instruction, as lmms-eval asks it), MiniGPT-v2 `[caption] please describe this image?` (MiniGPT-4's
-`EvalCaptionData`). Not the training styles' random draws: a benchmark's prompt does not change per image.
+Asked per style as each paper's evaluation asks for a caption (`vlit.data.prompting.benchmarks.CAPTION_PROMPTS`),
+not as the training styles' random draws: a benchmark's prompt does not change per image.
 
 Scored as coco-caption (`COCOEvalCap`: PTB tokenizer, BLEU-1..4, CIDEr-D; `vlit.evaluation.captioning`). NoCaps
 also per domain, each domain's images scored as a corpus of their own (as its per-domain evaluation files are),
@@ -25,21 +23,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vlit.data.conversation import IMAGE_TOKEN, Conversation, Turn
+from vlit.data.prompting.benchmarks import CAPTION_PROMPTS
+from vlit.data.reading.fields import find_file
 from vlit.errors import VlitError
 from vlit.evaluation.captioning import caption_scores
 from vlit.evaluation.samples import EvalSample, field_of, image_path, read_json
-from vlit.evaluation.suites.base import Suite, find_file
+from vlit.evaluation.suites.base import Suite
 
 if TYPE_CHECKING:
     from vlit.config.model import StyleName
     from vlit.data.loading.transforms import ImageSpec
 
-CAPTION_PROMPTS: dict[str, str] = {
-    "instructblip": "A short image description:",
-    "llava15": "Provide a one-sentence caption for the provided image.",
-    "minigptv2": "[caption] please describe this image?",
-}
-"""The caption request of each style's paper evaluation (module docstring)."""
 DOMAINS = ("in-domain", "near-domain", "out-domain")
 
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vlit.data.prompting import benchmark_prompts as prompts
+from vlit.data.prompting import benchmarks as prompts
+from vlit.data.reading.fields import first_existing
 from vlit.errors import VlitError
 from vlit.evaluation.samples import expect, field_of, read_json
 from vlit.evaluation.suites.base import Suite
-from vlit.evaluation.suites.vqa_family import first_existing, question_text, vqa_sample
+from vlit.evaluation.suites.vqa_family import question_text, vqa_sample
 
 if TYPE_CHECKING:
     from vlit.config.model import StyleName

@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vlit.data.conversation import Conversation
+from vlit.data.reading.fields import find_file
 from vlit.data.reading.llava import parse_question
 from vlit.errors import VlitError
 from vlit.evaluation.badrows import read_each
 from vlit.evaluation.samples import EvalSample, expect, field_of, image_path
-from vlit.evaluation.suites.base import Suite, Unscored, find_file
+from vlit.evaluation.suites.base import Suite, Unscored
 
 if TYPE_CHECKING:
     from vlit.config.model import StyleName

@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING
 from vlit.data.conversation import IMAGE_TOKEN, Conversation, Turn
 from vlit.data.prompting.benchmarks import mmbench_prompt
 from vlit.data.prompting.styles import LETTERS
+from vlit.data.reading.fields import find_file
 from vlit.errors import VlitError
 from vlit.evaluation.samples import EvalSample
-from vlit.evaluation.suites.base import Suite, find_file
+from vlit.evaluation.suites.base import Suite
 from vlit.evaluation.suites.mmbench_tsv import TsvRow, cell, iter_tsv, read_tsv
 
 if TYPE_CHECKING:

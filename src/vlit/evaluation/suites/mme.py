@@ -14,11 +14,12 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vlit.data.prompting import benchmark_prompts as prompts
+from vlit.data.prompting import benchmarks as prompts
 from vlit.data.prompting.styles import SHORT_ANSWER
+from vlit.data.reading.fields import first_existing
 from vlit.errors import VlitError
 from vlit.evaluation.suites.base import Suite
-from vlit.evaluation.suites.vqa_family import first_existing, llava_rows, question_text, vqa_sample
+from vlit.evaluation.suites.vqa_family import llava_rows, question_text, vqa_sample
 from vlit.evaluation.vqa_scores import MME_COGNITION, MME_PERCEPTION
 
 if TYPE_CHECKING:

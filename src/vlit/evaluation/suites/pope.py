@@ -15,11 +15,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vlit.data.prompting.styles import SHORT_ANSWER
+from vlit.data.reading.fields import find_file
 from vlit.data.reading.rows import iter_raw_rows
 from vlit.errors import VlitError
 from vlit.evaluation.badrows import Row, check_readable, parse_rows, skip_or_raise
 from vlit.evaluation.samples import field_of
-from vlit.evaluation.suites.base import LLAVA15_7B, Suite, find_file
+from vlit.evaluation.suites.base import LLAVA15_7B, Suite
 
 if TYPE_CHECKING:
     from vlit.config.model import StyleName
@@ -101,6 +103,5 @@ def read_pope(bench, style, render: StyleName, seed: int, frame: ImageSpec | Non
 
 POPE = Suite(read=read_pope, metric="pope", files="LLaVA's eval/pope folder (llava_pope_test.jsonl, coco/)",
              max_new_tokens=16, published={LLAVA15_7B: 85.9},
-             prompts={"all": "the file's text as written: `{question}\\nAnswer the question using a single word "
-                             "or phrase.`"},
+             prompts={"all": f"the file's text as written: `{{question}}\\n{SHORT_ANSWER}`"},
              reference="LLaVA llava/eval/eval_pope.py")

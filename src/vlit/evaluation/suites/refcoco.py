@@ -85,7 +85,7 @@ def split_rows(path: Path, dataset: str) -> dict[str, list[RefRow]]:
             return {s: eval_file_rows(p) for s, p in found.items() if p.is_file()}
         refs, instances = folder / f"refs({SPLIT_BY[dataset]}).p", folder / "instances.json"
         if refs.is_file() and instances.is_file():
-            rows = refer_rows(refs, instances, splits)
+            rows = refer_rows(refs, splits)
             if not rows:
                 raise VlitError(f"{refs}: no ref in split {' or '.join(splits)}")
             return rows

@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 from vlit.data.conversation import IMAGE_TOKEN, Conversation, Turn
 from vlit.data.prompting.benchmarks import scienceqa_prompt
 from vlit.data.prompting.styles import LETTERS, get_style
+from vlit.data.reading.fields import find_file
 from vlit.data.reading.rows import read_rows
 from vlit.errors import VlitError
 from vlit.evaluation.normalize import normalize_answer
 from vlit.evaluation.samples import EvalSample, expect, field_of, image_path, read_json
-from vlit.evaluation.suites.base import Suite, find_file
+from vlit.evaluation.suites.base import Suite
 
 if TYPE_CHECKING:
     from vlit.config.model import StyleName

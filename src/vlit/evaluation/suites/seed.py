@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any
 from vlit.data.conversation import IMAGE_TOKEN, Conversation, Turn
 from vlit.data.prompting.benchmarks import seed_prompt
 from vlit.data.prompting.styles import LETTERS
+from vlit.data.reading.fields import find_file
 from vlit.data.reading.rows import read_rows
 from vlit.errors import VlitError
 from vlit.evaluation.samples import EvalSample, field_of, image_path, read_json
-from vlit.evaluation.suites.base import Suite, find_file
+from vlit.evaluation.suites.base import Suite
 
 if TYPE_CHECKING:
     from vlit.config.model import StyleName

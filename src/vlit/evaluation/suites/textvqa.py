@@ -12,11 +12,12 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vlit.data.prompting import benchmark_prompts as prompts
+from vlit.data.prompting import benchmarks as prompts
+from vlit.data.reading.fields import first_existing
 from vlit.errors import VlitError
 from vlit.evaluation.samples import expect, field_of, read_json
 from vlit.evaluation.suites.base import Suite
-from vlit.evaluation.suites.vqa_family import first_existing, llava_rows, question_text, vqa_sample, warn_unanswered
+from vlit.evaluation.suites.vqa_family import llava_rows, question_text, vqa_sample, warn_unanswered
 
 if TYPE_CHECKING:
     from vlit.config.model import StyleName
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 LLAVA_FILES = ("llava_textvqa_val_v051_ocr.jsonl", "llava_textvqa*.jsonl")
 ANNOTATION_FILES = ("TextVQA_0.5.1_val.json", "TextVQA_0.5.1_val*.json")
 IMAGE_FOLDERS = ("train_images", "train_val_images/train_images")
-OCR_LINE = "Reference OCR token: "
 _BLIP_PROMPT = re.compile(r"OCR tokens: (.*?)\. Question: (.*?) Short answer:", re.DOTALL)
 
 
@@ -40,13 +40,13 @@ def read_prompt(text: str, where: str) -> tuple[str, str | None]:
         if m is None:
             raise VlitError(f"{where}.text: no 'Question: .. Short answer:' after the OCR tokens")
         return m.group(2), m.group(1)
-    if OCR_LINE in text and len(lines) == 3:
-        ocr, question = (lines[0], lines[1]) if text.startswith(OCR_LINE.strip()) else (lines[1], lines[0])
-        return question, ocr.removeprefix(OCR_LINE)
+    if prompts.OCR_LINE in text and len(lines) == 3:
+        ocr, question = (lines[0], lines[1]) if text.startswith(prompts.OCR_LINE.strip()) else (lines[1], lines[0])
+        return question, ocr.removeprefix(prompts.OCR_LINE)
     if len(lines) == 2:
         return lines[0], None
     raise VlitError(f"{where}.text: not a TextVQA prompt eval_textvqa.py reads (question, optional "
-                    f"'{OCR_LINE}' line, instruction)")
+                    f"'{prompts.OCR_LINE}' line, instruction)")
 
 
 def _annotations(path: Path) -> list[tuple[str, dict[str, Any]]]:

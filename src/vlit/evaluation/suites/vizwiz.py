@@ -12,21 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vlit.data.prompting import benchmark_prompts as prompts
-from vlit.data.prompting.styles import SHORT_ANSWER
+from vlit.data.prompting import benchmarks as prompts
+from vlit.data.reading.fields import first_existing
 from vlit.data.reading.rows import read_rows
 from vlit.errors import VlitError
 from vlit.evaluation.normalize import evalai_answer
 from vlit.evaluation.samples import field_of
 from vlit.evaluation.suites.base import Suite
-from vlit.evaluation.suites.vqa_family import (
-    first_existing,
-    llava_rows,
-    question_text,
-    strip_lines,
-    vqa_sample,
-    write_upload,
-)
+from vlit.evaluation.suites.vqa_family import llava_samples, question_text, vqa_sample, write_upload
 
 if TYPE_CHECKING:
     from vlit.config.model import StyleName
@@ -56,16 +49,6 @@ def _official(path: Path, style, render: StyleName, seed: int, root: Path | None
     return samples
 
 
-def _llava(path: Path, style, render: StyleName, seed: int, root: Path | None) -> list[EvalSample]:
-    samples = []
-    for _, text, image, meta in llava_rows(path):
-        qid = str(meta["question_id"])
-        question = strip_lines(text, prompts.UNANSWERABLE, SHORT_ANSWER)
-        prompt = question_text(prompts.VIZWIZ, style, render, qid, seed, text, question=question)
-        samples.append(vqa_sample(qid, prompt, image, root, [], {**meta, "image": image}))
-    return samples
-
-
 def read_vizwiz(bench, style, render: StyleName, seed: int, frame: ImageSpec | None) -> list[EvalSample]:
     path = Path(bench.path)
     found = path if path.is_file() else first_existing(path, FILES)
@@ -74,7 +57,7 @@ def read_vizwiz(bench, style, render: StyleName, seed: int, frame: ImageSpec | N
     folder = found.parent
     if found.suffix == ".jsonl":
         root = bench.image_root or first_existing(folder, ("test",))
-        return _llava(found, style, render, seed, root)
+        return llava_samples(found, prompts.VIZWIZ, style, render, seed, root, lambda image: {"image": image})
     # The split's images sit in a folder named after it, beside Annotations/ (VizWiz's zips) or the file.
     split = found.stem
     root = bench.image_root or next((d for d in (folder / split, folder.parent / split) if d.is_dir()), None)

@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 import logging
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from vlit.config.data import PromptStyle
 from vlit.config.model import StyleName
 from vlit.data.conversation import IMAGE_TOKEN, Conversation, Turn
-from vlit.data.prompting.benchmark_prompts import EvalPrompt
+from vlit.data.prompting.benchmarks import EvalPrompt
 from vlit.data.reading.llava import read_questions
 from vlit.data.reading.rows import iter_raw_rows
 from vlit.errors import VlitError
@@ -36,12 +37,6 @@ def llava_rows(path: Path) -> list[tuple[str, str, str | None, dict[str, Any]]]:
     return out
 
 
-def strip_lines(text: str, *lines: str) -> str:
-    """LLaVA's prompt without its instruction lines (`lines`, wherever they stand): the bare question."""
-    kept = [line for line in text.split("\n") if line not in lines]
-    return "\n".join(kept).strip()
-
-
 def question_text(prompt: EvalPrompt, style: PromptStyle, render: StyleName, sample_id: str, seed: int,
                   file_text: str | None = None, **fields: str) -> str:
     """The question in `style`. `file_text` is the prompt LLaVA's file holds for it: asked as is in LLaVA's
@@ -61,13 +56,17 @@ def vqa_sample(sample_id: str, text: str, image: str | None, image_root: str | P
                       meta)
 
 
-def first_existing(folder: Path, names: tuple[str, ...]) -> Path | None:
-    """The first of `names` (globs, relative to `folder`) that exists, or None."""
-    for name in names:
-        found = sorted(folder.glob(name))
-        if found:
-            return found[0]
-    return None
+def llava_samples(path: Path, prompt: EvalPrompt, style: PromptStyle, render: StyleName, seed: int,
+                  root: str | Path | None, meta: Callable[[str | None], dict[str, Any]]) -> list[EvalSample]:
+    """LLaVA's question file of a split the evaluation server scores (no ground truth on disk): each row's
+    question read back from its text (`EvalPrompt.read_back`) and asked in `style`; `meta(image)` joins the
+    row's meta."""
+    samples = []
+    for _, text, image, row_meta in llava_rows(path):
+        qid = str(row_meta["question_id"])
+        asked = question_text(prompt, style, render, qid, seed, text, question=prompt.read_back(text))
+        samples.append(vqa_sample(qid, asked, image, root, [], row_meta | meta(image)))
+    return samples
 
 
 def warn_unanswered(unmatched: list[str], total: int, truth: Path) -> None:

@@ -15,21 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vlit.data.conversation import IMAGE_TOKEN, Conversation, Turn
-from vlit.data.prompting import benchmark_prompts as prompts
-from vlit.data.prompting.styles import SHORT_ANSWER
+from vlit.data.prompting import benchmarks as prompts
+from vlit.data.reading.fields import first_existing
 from vlit.data.reading.rows import read_rows
 from vlit.errors import VlitError
 from vlit.evaluation.normalize import evalai_answer
 from vlit.evaluation.samples import field_of
 from vlit.evaluation.suites.base import Suite
-from vlit.evaluation.suites.vqa_family import (
-    first_existing,
-    llava_rows,
-    question_text,
-    strip_lines,
-    vqa_sample,
-    write_upload,
-)
+from vlit.evaluation.suites.vqa_family import llava_samples, question_text, write_upload
 
 if TYPE_CHECKING:
     from vlit.config.model import StyleName
@@ -59,15 +52,8 @@ def _official(questions: Path, annotations: Path, bench, style, render: StyleNam
 def _llava(path: Path, bench, style, render: StyleName, seed: int) -> list[EvalSample]:
     root = bench.image_root or first_existing(path.parent, ("test2015",))
     whole = path.parent / LLAVA_WHOLE_SPLIT
-    samples = []
-    for _, text, image, meta in llava_rows(path):
-        qid = str(meta["question_id"])
-        question = strip_lines(text, SHORT_ANSWER)
-        prompt = question_text(prompts.VQA, style, render, qid, seed, text, question=question)
-        if whole.is_file() and whole != path:
-            meta["upload_split"] = str(whole)
-        samples.append(vqa_sample(qid, prompt, image, root, [], meta))
-    return samples
+    upload = {"upload_split": str(whole)} if whole.is_file() and whole != path else {}
+    return llava_samples(path, prompts.VQA, style, render, seed, root, lambda image: upload)
 
 
 def _read(bench, style, render: StyleName, seed: int, what: str, llava: bool) -> list[EvalSample]:

@@ -70,3 +70,9 @@ def test_scienceqa_llava_prompt_is_the_kits_question_when_given():
     assert b.scienceqa_prompt("llava15", "ignored", "", ["x"], 0, _rng(), cqm=kit) == f"{kit}\n{LETTER}"
     # Without a hint there is no context line at all (not "Context: N/A").
     assert b.cqm_question("Which?", "", ["a", "b"]) == "Which?\nA. a\nB. b"
+
+
+def test_a_vqa_family_prompt_reads_its_question_back_from_llavas_text():
+    text = b.VIZWIZ.ask("llava15", _rng(), question="What is this?")
+    assert text == f"What is this?\n{b.UNANSWERABLE}\n{SHORT}"
+    assert b.VIZWIZ.read_back(text) == "What is this?" == b.VQA.read_back(f"{SHORT}\nWhat is this?")
