@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import get_args
 
 from vlit.cli import main as cli
+from vlit.config.model import StyleName
 from vlit.evaluation.metrics import METRICS, MetricSpec
 from vlit.evaluation.report import markdown_table
 from vlit.evaluation.runner import Result
 from vlit.evaluation.suites import SUITES
-from vlit.evaluation.suites.base import Suite
+from vlit.evaluation.suites.base import EVAL_STYLES, Suite
 from vlit.evaluation.suites.listing import suites_table
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -52,6 +54,14 @@ def test_the_list_reads_the_suites_table(monkeypatch, capsys):
     monkeypatch.setitem(SUITES, "toy", toy)
     assert suites_table().splitlines()[-1] == ("| `toy` | a toy folder | llava15: a \\| b | `pope` (f1) | toy.py | "
                                                "LLaVA-1.5-7B 1.0 |")
+
+
+def test_every_suite_says_how_each_style_asks_it_and_what_its_metric_follows():
+    assert sorted(EVAL_STYLES) == sorted(get_args(StyleName))
+    for name, suite in SUITES.items():
+        assert suite.reference.strip(), name
+        assert list(suite.prompts) in (["all"], list(EVAL_STYLES)), name
+        assert all(text.strip() for text in suite.prompts.values()), name
 
 
 def test_the_readme_holds_the_list():

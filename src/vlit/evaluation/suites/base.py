@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from vlit.data.prompting.templates import load_templates
 from vlit.errors import VlitError
 
 if TYPE_CHECKING:
@@ -27,6 +28,25 @@ LLAVA15_7B = "LLaVA-1.5-7B"
 INSTRUCTBLIP_FLANT5_XL = "InstructBLIP (FlanT5-XL)"
 INSTRUCTBLIP_VICUNA_7B = "InstructBLIP (Vicuna-7B)"
 MINIGPTV2_7B = "MiniGPT-v2-7B"
+
+EVAL_STYLES = ("llava15", "instructblip", "minigptv2")
+"""The prompt styles a suite's `prompts` covers, one by one or as "all", in the order the list shows them."""
+
+
+LETTERED = ("…", "…")
+"""Placeholder options, for showing a prompt that letters them (`A. …\\nB. …`)."""
+JOINED = ("{options}",)
+"""Placeholder options, for showing a prompt that lists them in one line (InstructBLIP's `{options}`)."""
+
+
+def shown(text: str) -> str:
+    """A prompt as `Suite.prompts` shows it: in backticks, its line breaks written `\\n`."""
+    return "`" + text.replace("\n", "\\n") + "`"
+
+
+def drawn(task: str) -> str:
+    """What a style that draws a template per question (InstructBLIP) asks, for `Suite.prompts`."""
+    return f"one of InstructBLIP's {len(load_templates()[task])} templates for {task}"
 
 
 class Unscored(VlitError):

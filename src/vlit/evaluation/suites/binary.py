@@ -27,7 +27,7 @@ from vlit.data.reading.rows import read_rows
 from vlit.errors import VlitError
 from vlit.evaluation.roc import roc_auc
 from vlit.evaluation.samples import EvalSample, field_of, image_path
-from vlit.evaluation.suites.base import Suite
+from vlit.evaluation.suites.base import EVAL_STYLES, Suite, shown
 
 if TYPE_CHECKING:
     from vlit.config.model import StyleName
@@ -129,6 +129,12 @@ def hateful_memes_metrics(predictions: Sequence[str], samples: Sequence[EvalSamp
 
 
 VSR = Suite(read=read_vsr, metric="vsr", style_modes={"instructblip": "rank"}, max_new_tokens=16,
-            files="VSR's data/splits/zeroshot folder (test.jsonl; images in data/images)")
+            files="VSR's data/splits/zeroshot folder (test.jsonl; images in data/images)",
+            prompts={style: shown(vsr_prompt(style, "{caption}", VSR_LABELS[0], random.Random(0)))
+                     for style in EVAL_STYLES},
+            reference="MiniGPT-v2 `eval_vqa.py` (answer == label)")
 HATEFUL_MEMES = Suite(read=read_hateful_memes, metric="hateful_memes", style_modes={"instructblip": "rank"},
-                      max_new_tokens=16, files="HatefulMemes' data folder (dev.jsonl, img/)")
+                      max_new_tokens=16, files="HatefulMemes' data folder (dev.jsonl, img/)",
+                      prompts={style: shown(hateful_memes_prompt(style, "{text}", HATEFUL_LABELS[0], random.Random(0)))
+                               for style in EVAL_STYLES},
+                      reference="InstructBLIP's ROC-AUC (yes/no ranked); accuracy: MiniGPT-v2 `eval_vqa.py`")

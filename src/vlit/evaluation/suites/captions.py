@@ -28,7 +28,7 @@ from vlit.data.reading.fields import find_file
 from vlit.errors import VlitError
 from vlit.evaluation.captioning import caption_scores
 from vlit.evaluation.samples import EvalSample, field_of, image_path, read_json
-from vlit.evaluation.suites.base import Suite
+from vlit.evaluation.suites.base import EVAL_STYLES, Suite, shown
 
 if TYPE_CHECKING:
     from vlit.config.model import StyleName
@@ -151,7 +151,11 @@ def nocaps_submission(samples: list[EvalSample], predictions: list[str], folder:
     return path
 
 
+PROMPTS = {style: shown(CAPTION_PROMPTS[style]) for style in EVAL_STYLES}
+REFERENCE = "coco-caption CIDEr-D (pycocoevalcap)"
+
 FLICKR30K = Suite(read=read_flickr30k, metric="caption", max_new_tokens=64,
-                  files="Karpathy's dataset_flickr30k.json (its test split)")
+                  files="Karpathy's dataset_flickr30k.json (its test split)", prompts=PROMPTS, reference=REFERENCE)
 NOCAPS = Suite(read=read_nocaps, metric="nocaps", max_new_tokens=64, submission=nocaps_submission,
-               files="NoCaps' nocaps_val_4500_captions.json")
+               files="NoCaps' nocaps_val_4500_captions.json", prompts=PROMPTS,
+               reference=f"{REFERENCE}, also per domain")

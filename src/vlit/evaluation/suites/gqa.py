@@ -17,7 +17,7 @@ from vlit.data.reading.fields import first_existing
 from vlit.errors import VlitError
 from vlit.evaluation.samples import expect, field_of, read_json
 from vlit.evaluation.suites.base import Suite
-from vlit.evaluation.suites.vqa_family import question_text, vqa_sample
+from vlit.evaluation.suites.vqa_family import question_text, styled, vqa_sample
 
 if TYPE_CHECKING:
     from vlit.config.model import StyleName
@@ -83,4 +83,5 @@ def read_gqa(bench, style, render: StyleName, seed: int, frame: ImageSpec | None
 
 GQA = Suite(read=read_gqa, metric="gqa", files="LLaVA's eval/gqa folder (data/testdev_balanced_questions.json) "
             "or GQA's questions file", max_new_tokens=16,
-            published={"LLaVA-1.5-7B": 62.0, "InstructBLIP-Vicuna-7B": 49.2})
+            published={"LLaVA-1.5-7B": 62.0, "InstructBLIP-Vicuna-7B": 49.2}, prompts=styled(prompts.VQA),
+            reference="GQA `eval.py` on LLaVA `convert_gqa_for_eval.py`'s answers")

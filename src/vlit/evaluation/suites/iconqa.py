@@ -19,7 +19,7 @@ from vlit.data.prompting.benchmarks import iconqa_prompt
 from vlit.data.prompting.styles import LETTERS
 from vlit.errors import VlitError
 from vlit.evaluation.samples import EvalSample, expect, field_of, read_json
-from vlit.evaluation.suites.base import Suite
+from vlit.evaluation.suites.base import LETTERED, Suite, drawn, shown
 
 if TYPE_CHECKING:
     from vlit.config.model import StyleName
@@ -91,4 +91,8 @@ def read_iconqa(bench, style, render: StyleName, seed: int, frame: ImageSpec | N
 
 
 ICONQA = Suite(read=read_iconqa, metric="multiple_choice", mode="rank", max_new_tokens=16,
-               files="IconQA's iconqa/test/choose_txt folder, a problem's data.json, or MiniGPT-v2's IconQA list")
+               files="IconQA's iconqa/test/choose_txt folder, a problem's data.json, or MiniGPT-v2's IconQA list",
+               prompts={"llava15": shown(iconqa_prompt("llava15", "{question}", LETTERED, 0, random.Random(0))),
+                        "instructblip": drawn("multiple_choice"),
+                        "minigptv2": shown(iconqa_prompt("minigptv2", "{question}", LETTERED, 0, random.Random(0)))},
+               reference="MiniGPT-v2 `eval_vqa.py` (`multi_select`)")

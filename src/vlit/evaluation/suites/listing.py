@@ -15,8 +15,12 @@ def _cell(text: str) -> str:
 
 
 def _prompts(suite: Suite) -> str:
-    return "<br>".join(f"{'all styles' if style == 'all' else style}: {_cell(text)}"
-                       for style, text in suite.prompts.items())
+    """How each style asks, and where it ranks the candidates rather than generating an answer."""
+    cells = []
+    for style, text in suite.prompts.items():
+        ranked = (suite.mode if style == "all" else suite.mode_for(style)) == "rank"
+        cells.append(f"{'all styles' if style == 'all' else style}: {_cell(text)}{' (candidates ranked)' * ranked}")
+    return "<br>".join(cells)
 
 
 def _metric(suite: Suite) -> str:

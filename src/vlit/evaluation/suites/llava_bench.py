@@ -201,4 +201,4 @@ LLAVA_BENCH = Suite(read=read_llava_bench, metric="llava_bench", max_new_tokens=
                           "answers_gpt4.jsonl, images/)",
                     judged=review_llava_bench, submission=write_llava_answers,
                     prompts={"all": "the question as written (LLaVA's model_vqa.py)"},
-                    reference="LLaVA llava/eval/eval_gpt_review_bench.py + summarize_gpt_review.py (judge model)")
+                    reference="LLaVA `eval_gpt_review_bench.py` + `summarize_gpt_review.py`")

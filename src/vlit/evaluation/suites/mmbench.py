@@ -29,7 +29,7 @@ from vlit.data.prompting.styles import LETTERS
 from vlit.data.reading.fields import find_file
 from vlit.errors import VlitError
 from vlit.evaluation.samples import EvalSample
-from vlit.evaluation.suites.base import Suite
+from vlit.evaluation.suites.base import JOINED, LETTERED, Suite, drawn, shown
 from vlit.evaluation.suites.mmbench_tsv import TsvRow, cell, iter_tsv, read_tsv
 
 if TYPE_CHECKING:
@@ -211,9 +211,21 @@ def mmbench_submission(samples: list[EvalSample], predictions: list[str], folder
     return path
 
 
+def _prompts(chinese: bool) -> dict[str, str]:
+    """How each style asks MMBench (`Suite.prompts`)."""
+    def ask(style: StyleName, options: tuple[str, ...]) -> str:
+        text = mmbench_prompt(style, "{question}", "{hint}", options, 0, random.Random(0), chinese)
+        return f"{shown(text)} (`{{hint}}` line only with a hint)"
+    return {"llava15": ask("llava15", LETTERED),
+            "instructblip": f"{drawn('multiple_choice')} over the hint and question",
+            "minigptv2": ask("minigptv2", JOINED)}
+
+
+REFERENCE = "VLMEvalKit CircularEval (`can_infer`)"
 MMBENCH = Suite(read=read_mmbench, metric="mmbench", files="LLaVA's eval/mmbench folder (mmbench_dev_20230712.tsv)",
                 style_modes={"instructblip": "rank"}, max_new_tokens=128, submission=mmbench_submission,
-                published={"LLaVA-1.5-7B": 64.3})
+                published={"LLaVA-1.5-7B": 64.3}, prompts=_prompts(chinese=False), reference=REFERENCE)
 MMBENCH_CN = Suite(read=read_mmbench_cn, metric="mmbench", style_modes={"instructblip": "rank"},
                    files="LLaVA's eval/mmbench_cn folder (mmbench_dev_cn_20231003.tsv)", max_new_tokens=128,
-                   submission=mmbench_submission, published={"LLaVA-1.5-13B": 63.6})
+                   submission=mmbench_submission, published={"LLaVA-1.5-13B": 63.6}, prompts=_prompts(chinese=True),
+                   reference=REFERENCE)

@@ -19,7 +19,7 @@ from vlit.data.prompting.styles import SHORT_ANSWER
 from vlit.data.reading.fields import first_existing
 from vlit.errors import VlitError
 from vlit.evaluation.suites.base import Suite
-from vlit.evaluation.suites.vqa_family import llava_rows, question_text, vqa_sample
+from vlit.evaluation.suites.vqa_family import llava_rows, question_text, styled, vqa_sample
 from vlit.evaluation.vqa_scores import MME_COGNITION, MME_PERCEPTION
 
 if TYPE_CHECKING:
@@ -170,4 +170,6 @@ def read_mme(bench, style, render: StyleName, seed: int, frame: ImageSpec | None
 
 MME = Suite(read=read_mme, metric="mme", files="LLaVA's eval/MME folder (llava_mme.jsonl, "
             "MME_Benchmark_release_version/ or eval_tool/Your_Results/)", max_new_tokens=16,
-            published={"LLaVA-1.5-7B": 1510.7})
+            published={"LLaVA-1.5-7B": 1510.7},
+            prompts=styled(prompts.MME, mme_question=f"{{question}} {prompts.MME_YES_NO}"),
+            reference="MME `eval_tool/calculation.py` (answers paired by LLaVA `convert_answer_to_mme.py`)")

@@ -182,4 +182,4 @@ MMVET = Suite(read=read_mmvet, metric="mmvet", max_new_tokens=1024,
               files="LLaVA's eval/mm-vet folder (llava-mm-vet.jsonl, images/) with MM-Vet's mm-vet.json",
               judged=grade_mmvet, submission=write_results,
               prompts={"all": "the question as written (LLaVA's model_vqa.py)"},
-              reference="MM-Vet mm-vet_evaluator.py (judge model); LLaVA scripts/convert_mmvet_for_eval.py")
+              reference="MM-Vet `mm-vet_evaluator.py`")

@@ -104,4 +104,4 @@ def read_pope(bench, style, render: StyleName, seed: int, frame: ImageSpec | Non
 POPE = Suite(read=read_pope, metric="pope", files="LLaVA's eval/pope folder (llava_pope_test.jsonl, coco/)",
              max_new_tokens=16, published={LLAVA15_7B: 85.9},
              prompts={"all": f"the file's text as written: `{{question}}\\n{SHORT_ANSWER}`"},
-             reference="LLaVA llava/eval/eval_pope.py")
+             reference="LLaVA `eval_pope.py`")

@@ -32,6 +32,7 @@ is the mean of the split accuracies; MiniGPT-v2 7B's 84.29 is the mean over all 
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Sequence
 from functools import partial
@@ -39,10 +40,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vlit.data.prompting.boxes import model_geometry
+from vlit.data.prompting.styles import render
 from vlit.data.prompting.templates import TaskRecord
 from vlit.errors import VlitError
 from vlit.evaluation.samples import EvalSample, image_path, question_conversation
-from vlit.evaluation.suites.base import MINIGPTV2_7B, Pooled, Suite
+from vlit.evaluation.suites.base import EVAL_STYLES, MINIGPTV2_7B, Pooled, Suite, drawn, shown
 from vlit.evaluation.suites.refer import RefRow, eval_file_rows, refer_rows
 
 if TYPE_CHECKING:
@@ -171,9 +173,17 @@ REFCOCO_FAMILY = Pooled("RefCOCO/+/g avg", ("refcoco", "refcoco+", "refcocog"), 
 """MiniGPT-v2's average: the mean of the 8 split accuracies of the three benchmarks (FORMATS.md)."""
 
 
+def _prompts() -> dict[str, str]:
+    """How each style asks for an expression's box (`Suite.prompts`), as `read_refexp` renders a refer record."""
+    record = TaskRecord("refer", phrase="{expression}", boxes=((0, 0, 1, 1),), image_size=(1, 1))
+    return {style: drawn("refer") if style == "instructblip"
+            else shown(render(record, style, random.Random(0), image=False)[0].content) for style in EVAL_STYLES}
+
+
 def _suite(dataset: str) -> Suite:
     splits = ",".join(EVAL_SPLITS[dataset])
     return Suite(read=partial(read_refexp, dataset), metric="refcoco", max_new_tokens=32, pooled=REFCOCO_FAMILY,
+                 prompts=_prompts(), reference="MiniGPT-v2 `eval_scripts/eval_ref.py`",
                  files=f"MiniGPT-v2's eval_data ({dataset}_{{{splits}}}.json) or refer's {dataset}/ "
                        f"(instances.json, refs({SPLIT_BY[dataset]}).p)")
 

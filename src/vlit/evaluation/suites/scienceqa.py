@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vlit.data.conversation import IMAGE_TOKEN, Conversation, Turn
-from vlit.data.prompting.benchmarks import scienceqa_prompt
+from vlit.data.prompting.benchmarks import cqm_question, scienceqa_prompt
 from vlit.data.prompting.styles import LETTERS, get_style
 from vlit.data.reading.fields import find_file
 from vlit.data.reading.rows import read_rows
 from vlit.errors import VlitError
 from vlit.evaluation.normalize import normalize_answer
 from vlit.evaluation.samples import EvalSample, expect, field_of, image_path, read_json
-from vlit.evaluation.suites.base import Suite
+from vlit.evaluation.suites.base import LETTERED, Suite, drawn, shown
 
 if TYPE_CHECKING:
     from vlit.config.model import StyleName
@@ -166,4 +166,12 @@ def scienceqa_metrics(predictions: Sequence[str], samples: Sequence[EvalSample])
 SCIENCEQA = Suite(read=read_scienceqa, metric="scienceqa",
                   files="LLaVA's eval/scienceqa folder (problems.json, pid_splits.json, llava_test_CQM-A.json)",
                   style_modes={"instructblip": "rank", "minigptv2": "rank"}, max_new_tokens=128,
-                  published={"LLaVA-1.5-7B": 66.8, "InstructBLIP Vicuna-7B": 60.5, "InstructBLIP FlanT5-XL": 70.4})
+                  published={"LLaVA-1.5-7B": 66.8, "InstructBLIP Vicuna-7B": 60.5, "InstructBLIP FlanT5-XL": 70.4},
+                  prompts={"llava15": shown(scienceqa_prompt("llava15", "{question}", "{hint}", LETTERED, 0,
+                                                             random.Random(0))) + " (first line only with a hint)",
+                           "instructblip": f"{drawn('multiple_choice')} over "
+                                           f"{shown(cqm_question('{question}', '{hint}', ()))}",
+                           "minigptv2": shown(scienceqa_prompt("minigptv2", "{question}", "{hint}", LETTERED, 0,
+                                                               random.Random(0)))},
+                  reference="LLaVA `eval_science_qa.py` (v1.5 answer rule); option texts: MiniGPT-v2 "
+                            "`eval_sciencevqa.py`")

@@ -24,7 +24,7 @@ from vlit.data.reading.fields import find_file
 from vlit.data.reading.rows import read_rows
 from vlit.errors import VlitError
 from vlit.evaluation.samples import EvalSample, field_of, image_path, read_json
-from vlit.evaluation.suites.base import Suite
+from vlit.evaluation.suites.base import EVAL_STYLES, JOINED, LETTERED, Suite, shown
 
 if TYPE_CHECKING:
     from vlit.config.model import StyleName
@@ -109,4 +109,7 @@ def seed_submission(samples: list[EvalSample], predictions: list[str], folder: P
 
 SEED = Suite(read=read_seed, metric="seed", files="LLaVA's eval/seed_bench folder (SEED-Bench.json, "
              "llava-seed-bench.jsonl, SEED-Bench-image/)", style_modes={"instructblip": "rank", "minigptv2": "rank"},
-             max_new_tokens=128, submission=seed_submission)
+             max_new_tokens=128, submission=seed_submission,
+             prompts={style: shown(seed_prompt(style, "{question}", JOINED if style == "minigptv2" else LETTERED, 0,
+                                               random.Random(0))) for style in EVAL_STYLES},
+             reference="LLaVA `convert_seed_for_submission.py` (the letter, exactly)")

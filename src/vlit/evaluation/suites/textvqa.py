@@ -17,7 +17,7 @@ from vlit.data.reading.fields import first_existing
 from vlit.errors import VlitError
 from vlit.evaluation.samples import expect, field_of, read_json
 from vlit.evaluation.suites.base import Suite
-from vlit.evaluation.suites.vqa_family import llava_rows, question_text, vqa_sample, warn_unanswered
+from vlit.evaluation.suites.vqa_family import llava_rows, question_text, styled, vqa_sample, warn_unanswered
 
 if TYPE_CHECKING:
     from vlit.config.model import StyleName
@@ -109,4 +109,7 @@ def read_textvqa(bench, style, render: StyleName, seed: int, frame: ImageSpec | 
 
 TEXTVQA = Suite(read=read_textvqa, metric="textvqa", files="LLaVA's eval/textvqa folder "
                 "(llava_textvqa_val_v051_ocr.jsonl, TextVQA_0.5.1_val.json)",
-                published={"LLaVA-1.5-7B": 58.2, "InstructBLIP-Vicuna-7B": 50.1})
+                published={"LLaVA-1.5-7B": 58.2, "InstructBLIP-Vicuna-7B": 50.1},
+                prompts={style: f"{ocr}; without OCR tokens: {plain}" for (style, ocr), plain
+                         in zip(styled(prompts.TEXTVQA_OCR).items(), styled(prompts.TEXTVQA).values(), strict=True)},
+                reference="LLaVA `eval_textvqa.py` (`TextVQAAccuracyEvaluator`)")

@@ -19,7 +19,7 @@ from vlit.errors import VlitError
 from vlit.evaluation.normalize import evalai_answer
 from vlit.evaluation.samples import field_of
 from vlit.evaluation.suites.base import Suite
-from vlit.evaluation.suites.vqa_family import llava_samples, question_text, vqa_sample, write_upload
+from vlit.evaluation.suites.vqa_family import llava_samples, question_text, styled, vqa_sample, write_upload
 
 if TYPE_CHECKING:
     from vlit.config.model import StyleName
@@ -72,4 +72,5 @@ def vizwiz_upload(samples: list[EvalSample], predictions: list[str], folder: Pat
 
 VIZWIZ = Suite(read=read_vizwiz, metric="vizwiz", files="LLaVA's eval/vizwiz folder (llava_test.jsonl) or "
                "VizWiz's val.json", submission=vizwiz_upload,
-               published={"LLaVA-1.5-7B": 50.0, "InstructBLIP-Vicuna-7B": 34.5})
+               published={"LLaVA-1.5-7B": 50.0, "InstructBLIP-Vicuna-7B": 34.5}, prompts=styled(prompts.VIZWIZ),
+               reference="VizWiz `VQAEval` (EvalAI server) on LLaVA `convert_vizwiz_for_submission.py`'s answers")

@@ -19,6 +19,7 @@ from vlit.data.reading.llava import read_questions
 from vlit.data.reading.rows import iter_raw_rows
 from vlit.errors import VlitError
 from vlit.evaluation.samples import EvalSample, EvalTask, image_path
+from vlit.evaluation.suites.base import EVAL_STYLES, drawn, shown
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,14 @@ def question_text(prompt: EvalPrompt, style: PromptStyle, render: StyleName, sam
     if file_text is not None and style in ("as_is", "llava15"):
         return file_text
     return prompt.ask(render, random.Random(f"{seed}:{sample_id}"), **fields)
+
+
+def styled(prompt: EvalPrompt, **fields: str) -> dict[str, str]:
+    """How `prompt` asks in each style, for `Suite.prompts`: its text with `{question}` (`{ocr}`) left as
+    placeholders, `fields` filling any other (MME's question), or the InstructBLIP templates it draws from."""
+    values = {"question": "{question}", "ocr": "{ocr}", **fields}
+    return {style: drawn("vqa") if style == "instructblip" and prompt.instructblip is None
+            else shown(prompt.ask(style, random.Random(0), **values)) for style in EVAL_STYLES}
 
 
 def vqa_sample(sample_id: str, text: str, image: str | None, image_root: str | Path | None, references: list[str],

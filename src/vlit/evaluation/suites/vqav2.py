@@ -22,7 +22,7 @@ from vlit.errors import VlitError
 from vlit.evaluation.normalize import evalai_answer
 from vlit.evaluation.samples import field_of
 from vlit.evaluation.suites.base import Suite
-from vlit.evaluation.suites.vqa_family import llava_samples, question_text, write_upload
+from vlit.evaluation.suites.vqa_family import llava_samples, question_text, styled, write_upload
 
 if TYPE_CHECKING:
     from vlit.config.model import StyleName
@@ -93,6 +93,7 @@ def vqav2_upload(samples: list[EvalSample], predictions: list[str], folder: Path
 
 VQAV2 = Suite(read=read_vqav2, metric="vqa_tool", files="LLaVA's eval/vqav2 folder "
               "(llava_vqav2_mscoco_test-dev2015.jsonl) or VQAv2's questions + annotations", max_new_tokens=16,
-              submission=vqav2_upload, published={"LLaVA-1.5-7B": 78.5})
+              submission=vqav2_upload, published={"LLaVA-1.5-7B": 78.5}, prompts=styled(prompts.VQA),
+              reference="VQA tool `vqaEval.py`; test-dev: EvalAI server on LLaVA `convert_vqav2_for_submission.py`")
 OKVQA = Suite(read=read_okvqa, metric="vqa_tool", files="OK-VQA's questions + annotations (VQA format)",
-              max_new_tokens=16)
+              max_new_tokens=16, prompts=styled(prompts.VQA), reference="VQA tool `vqaEval.py`")
