@@ -53,5 +53,6 @@ def build_model(cfg: ModelConfig) -> tuple[VisionLanguageModel, Processor]:
         side_inputs=connector.side_inputs(),
         system_prompt=cfg.system_prompt,
         split_at_images=cfg.split_at_images,
+        seq2seq=model.seq2seq,
     )
     return model, processor

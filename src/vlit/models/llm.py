@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, PretrainedConfig, PreTrainedModel,
+                          PreTrainedTokenizerBase)
 
 from vlit.assets import llm_source
 from vlit.config import LLMConfig, LoRAConfig
@@ -24,8 +25,14 @@ def bf16_is_emulated() -> bool:
     return not torch.accelerator.is_available() and not torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
+def _auto_class(config: PretrainedConfig) -> type:
+    """transformers' Auto class of the LLM: an encoder-decoder (FlanT5) is a seq2seq LM, the rest causal LMs."""
+    return AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
+
+
 def load_llm(cfg: LLMConfig) -> PreTrainedModel:
-    """The causal LM, unchanged: never subclassed or patched; vlit feeds it `inputs_embeds`."""
+    """The LLM, unchanged: never subclassed or patched; vlit feeds it `inputs_embeds` (a decoder-only LM the
+    whole sequence, an encoder-decoder such as FlanT5 its encoder)."""
     dtype = DTYPES[cfg.dtype]
     if dtype == torch.bfloat16 and bf16_is_emulated():
         log.warning("llm.dtype: this CPU has no bf16 matrix instructions; loading the LLM in float32")
@@ -36,14 +43,14 @@ def load_llm(cfg: LLMConfig) -> PreTrainedModel:
             config = AutoConfig.for_model(cfg.name, **cfg.random_config)
         except ValueError as e:
             raise VlitError(f"llm.name: {e}") from None
-        return AutoModelForCausalLM.from_config(config, dtype=dtype, **kwargs)
+        return _auto_class(config).from_config(config, dtype=dtype, **kwargs)
     name = llm_source(cfg)
     if cfg.source == "packaged":
         return AutoModelForCausalLM.from_pretrained(name, dtype=dtype, **kwargs)
     config = llm_config(cfg)
-    model_class = AutoModelForCausalLM._model_mapping.get(type(config), None)
+    model_class = _auto_class(config)._model_mapping.get(type(config), None)
     if model_class is None:
-        raise VlitError(f"llm.name: {name!r} holds a {config.model_type!r} model, not a causal LM")
+        raise VlitError(f"llm.name: {name!r} holds a {config.model_type!r} model, not a causal or seq2seq LM")
     return load_pretrained_part(model_class, name, config, cfg.key_mapping, "llm", dtype=dtype, **kwargs)
 
 
@@ -88,7 +95,7 @@ def apply_lora(llm: PreTrainedModel, cfg: LoRAConfig) -> PreTrainedModel:
     from peft import LoraConfig, get_peft_model
 
     lora = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
-                      target_modules=list(cfg.target_modules), task_type="CAUSAL_LM")
+                      target_modules=list(cfg.target_modules), task_type="SEQ_2_SEQ_LM" if llm.config.is_encoder_decoder else "CAUSAL_LM")
     try:
         return get_peft_model(llm, lora)
     except ValueError as e:

@@ -32,6 +32,9 @@ class VisionLanguageModel(nn.Module):
         self.connector = connector
         self.llm = llm
         self.image_token_id = image_token_id
+        #: An encoder-decoder LLM (FlanT5): the image tokens and the prompt go into its encoder, the answer is
+        #: its decoder's labels (LAVIS's `blip2_t5_instruct`, transformers' InstructBLIP with T5).
+        self.seq2seq = bool(getattr(llm.config, "is_encoder_decoder", False))
         # Names only: the builders (tokenizers) belong to the processor.
         self.side_input_names = tuple(connector.side_inputs())
 
@@ -101,6 +104,13 @@ class VisionLanguageModel(nn.Module):
         if loss_per not in ("token", "sample"):
             raise VlitError(f"loss_per: {loss_per!r} is not one of 'token', 'sample'")
         embeds = self.embed_multimodal(input_ids, pixel_values, image_features, side)
+        if self.seq2seq:
+            # `labels` are the decoder's (the answer): the LLM shifts them into its decoder inputs itself. No
+            # position ids (T5's are relative) and nothing to trim: every decoder position is an answer token.
+            out = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **llm_kwargs)
+            if loss_per == "sample" and labels is not None:
+                out.loss = per_sample_loss(out.logits, labels, shift=False)
+            return out
         if attention_mask is not None and "position_ids" not in llm_kwargs:
             # Positions count real tokens only, so left and right padding give the same result.
             llm_kwargs["position_ids"] = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
@@ -135,18 +145,22 @@ class VisionLanguageModel(nn.Module):
         """
         embeds = self.embed_multimodal(input_ids, pixel_values, image_features, side)
         suppress = list(generate_kwargs.pop("suppress_tokens", None) or []) + [self.image_token_id]
-        return self.llm.generate(inputs_embeds=embeds, attention_mask=attention_mask,
-                                 suppress_tokens=suppress, **generate_kwargs)
+        out = self.llm.generate(inputs_embeds=embeds, attention_mask=attention_mask,
+                                suppress_tokens=suppress, **generate_kwargs)
+        # An encoder-decoder's output starts with its decoder start token, which is no word of the answer.
+        return out[:, 1:] if self.seq2seq else out
 
 
-def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor, shift: bool = True) -> torch.Tensor:
     """Next-token cross-entropy averaged within each row, then over the rows that have learned tokens.
 
-    logits float[B, K, V] line up with labels long[B, K] (the same last K positions); float32 like the LLM's
+    logits float[B, K, V] line up with labels long[B, K] (the same last K positions); a causal LM's logit at
+    position t predicts label t + 1 (`shift`), a seq2seq decoder's predicts label t. float32 like the LLM's
     own loss, since a bf16 log-softmax over a large vocabulary loses precision.
     """
-    targets = labels[:, 1:]
-    tokens = nn.functional.cross_entropy(logits[:, :-1].float().transpose(1, 2), targets,
+    targets = labels[:, 1:] if shift else labels
+    scores = logits[:, :-1] if shift else logits
+    tokens = nn.functional.cross_entropy(scores.float().transpose(1, 2), targets,
                                          ignore_index=IGNORE_INDEX, reduction="none")
     learned = (targets != IGNORE_INDEX).sum(1)
     rows = learned > 0

@@ -18,7 +18,7 @@ from transformers import PreTrainedTokenizerBase
 from vlit.data.conversation import IMAGE_TOKEN, Conversation, ImageRef
 from vlit.data.loading.batch import Batch, SideInputBuilder
 from vlit.data.loading.transforms import ImageSpec, pixel_values
-from vlit.data.prompting.chat_templates import ChatTemplate
+from vlit.data.prompting.chat_templates import ChatTemplate, Segment
 from vlit.errors import VlitError
 
 IGNORE_INDEX = -100
@@ -50,6 +50,9 @@ class Processor:
     system_prompt: str | None = None
     split_at_images: bool = False
     """Tokenize the text between image markers piece by piece (LLaVA's original rule; see `_tokenize`)."""
+    seq2seq: bool = False
+    """An encoder-decoder LLM: `input_ids` are the encoder's (prompt and images), `labels` the decoder's (the
+    last answer), of their own length."""
     max_length: int | None = None
     image_root: Path | None = None
 
@@ -65,6 +68,9 @@ class Processor:
         except ValueError as e:
             raise VlitError(f"{where}: {e}") from None
         segments = self.template.render(conversation, add_generation_prompt, self.system_prompt)
+        target: list[int] | None = None
+        if self.seq2seq:
+            segments, target = self._decoder_target(segments)
         text, spans, pos = "", [], 0
         for s in segments:
             if s.learned:
@@ -92,7 +98,20 @@ class Processor:
                                 "would cut an image")
             ids, labels = ids[: self.max_length], labels[: self.max_length]
         side = {name: b.encode(conversation) for name, b in self.side_inputs.items()} if conversation.images else {}
-        return Example(ids, labels, list(conversation.images), side)
+        return Example(ids, labels if target is None else target, list(conversation.images), side)
+
+    def _decoder_target(self, segments: list[Segment]) -> tuple[list[Segment], list[int]]:
+        """An encoder-decoder LLM's two inputs from one rendered conversation: the encoder reads everything up
+        to the last answer (earlier turns, answers included, are history), the decoder learns that answer and
+        its end token (LAVIS tokenizes the answer on its own: `t5_tokenizer(text_output)`). With no answer at
+        the end (a generation prompt) the decoder has nothing to learn."""
+        last = max((i for i, s in enumerate(segments) if s.learned), default=None)
+        if last is None or any(s.text.strip() for s in segments[last + 1:] if not s.learned):
+            return [Segment(s.text) for s in segments], []
+        answer = segments[last].text.removeprefix(self.template.answer_prefix)
+        # The end token is in the text (the template's EOS): special tokens are not added again.
+        target = self.tokenizer(answer, add_special_tokens=False)["input_ids"]
+        return [Segment(s.text) for s in segments[:last]], list(target)
 
     def _tokenize(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
         """Token ids of the rendered text and each token's character span in it (image tokens included).
@@ -142,12 +161,14 @@ class Processor:
         length = max(len(e) for e in examples)
         pad = self.tokenizer.pad_token_id
         ids = torch.full((len(examples), length), pad, dtype=torch.long)
-        labels = torch.full((len(examples), length), IGNORE_INDEX, dtype=torch.long)
+        # A decoder's labels have their own length and are always right-padded (they are not a prompt).
+        width = max(len(e.labels) for e in examples) if self.seq2seq else length
+        labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
         mask = torch.zeros((len(examples), length), dtype=torch.long)
         for i, e in enumerate(examples):
             sl = slice(length - len(e), length) if padding_side == "left" else slice(0, len(e))
             ids[i, sl] = torch.tensor(e.input_ids)
-            labels[i, sl] = torch.tensor(e.labels)
+            labels[i, slice(0, len(e.labels)) if self.seq2seq else sl] = torch.tensor(e.labels, dtype=torch.long)
             mask[i, sl] = 1
         images = [ref for e in examples for ref in e.images]
         side = {}
