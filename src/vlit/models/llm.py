@@ -100,8 +100,10 @@ def apply_lora(llm: PreTrainedModel, cfg: LoRAConfig) -> PreTrainedModel:
     """Wrap the LLM with peft LoRA adapters (B = 0, so outputs are unchanged until they train)."""
     from peft import LoraConfig, get_peft_model
 
+    # FlanT5's attention projections are `q`, `k`, `v`, `o`; peft wraps an encoder-decoder as a seq2seq LM.
+    task = "SEQ_2_SEQ_LM" if getattr(llm.config, "is_encoder_decoder", False) else "CAUSAL_LM"
     lora = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
-                      target_modules=list(cfg.target_modules), task_type="SEQ_2_SEQ_LM" if llm.config.is_encoder_decoder else "CAUSAL_LM")
+                      target_modules=list(cfg.target_modules), task_type=task)
     try:
         return get_peft_model(llm, lora)
     except ValueError as e:
