@@ -208,6 +208,9 @@ def rank(model: VisionLanguageModel, processor: Processor, conversation: Convers
         raise VlitError("candidates: give at least one candidate answer")
     if normalize not in ("sum", "mean"):
         raise VlitError(f"normalize: {normalize!r} is not 'sum' or 'mean'")
+    if model.seq2seq:
+        return _rank_seq2seq(model, processor, conversation, candidates, normalize, include_end, image_features,
+                             batch_size)
     tokens = tokenize_candidates(processor, conversation, candidates, include_end)
     pad = processor.tokenizer.pad_token_id
     sums, counts = [], []
@@ -222,11 +225,38 @@ def rank(model: VisionLanguageModel, processor: Processor, conversation: Convers
     return _result(candidates, total / count if normalize == "mean" else total)
 
 
+def _rank_seq2seq(model: VisionLanguageModel, processor: Processor, conversation: Conversation,
+                  candidates: list[str], normalize: Normalize, include_end: bool,
+                  image_features: torch.Tensor | None, batch_size: int) -> RankResult:
+    from vlit.inference.ranking_seq2seq import decoder_candidates, encode_source, score_labels
+
+    ids = decoder_candidates(processor, conversation, candidates, include_end)
+    sums, counts = [], []
+    with evaluating(model):
+        hidden, mask = encode_source(model, processor, conversation, image_features)
+        for start in range(0, len(ids), batch_size):
+            s, n = score_labels(model, hidden, mask, ids[start: start + batch_size])
+            sums.append(s)
+            counts.append(n)
+    total, count = torch.cat(sums), torch.cat(counts)
+    return _result(candidates, total / count if normalize == "mean" else total)
+
+
 @torch.no_grad()
 def score_full(model: VisionLanguageModel, processor: Processor, conversation: Conversation, candidate: str,
                normalize: Normalize = "sum", include_end: bool = True,
                image_features: torch.Tensor | None = None) -> float:
     """One candidate scored as a whole sequence, prompt and all (the baseline `rank` must equal)."""
+    if model.seq2seq:
+        from vlit.inference.ranking_seq2seq import decoder_candidates
+
+        ids = decoder_candidates(processor, conversation, [candidate], include_end)[0]
+        with evaluating(model):
+            prompt, images = _prompt_inputs(model, processor, conversation, image_features, 0)
+            labels = torch.tensor([ids], device=prompt.device)
+            logits = model(prompt, torch.ones_like(prompt), labels=labels, **images).logits[0].float()
+        total = logits.log_softmax(-1).gather(-1, labels[0][:, None]).sum()
+        return float(total / len(ids) if normalize == "mean" else total)
     tokens = tokenize_candidates(processor, conversation, [candidate], include_end)
     ids = tokens.scored(0)  # alone, a candidate has no prompt context of its own
     with evaluating(model):
@@ -245,6 +275,16 @@ def rank_letters(model: VisionLanguageModel, processor: Processor, conversation:
     tokens. Scores are log-probabilities renormalised over the letters (their exps sum to 1)."""
     if not letters:
         raise VlitError("letters: give at least one option letter")
+    if model.seq2seq:
+        from vlit.inference.ranking_seq2seq import decoder_candidates, encode_source, first_token_logprobs
+
+        first = [ids[0] for ids in decoder_candidates(processor, conversation, list(letters), include_end=False)]
+        if len(set(first)) != len(first):
+            raise VlitError(f"letters: {', '.join(letters)} do not have distinct tokens")
+        with evaluating(model):
+            logprobs = first_token_logprobs(model, *encode_source(model, processor, conversation, image_features))
+        logprobs = logprobs[first]
+        return _result(list(letters), logprobs - logprobs.logsumexp(0))
     tokens = tokenize_candidates(processor, conversation, list(letters), include_end=False)
     for letter, ids in zip(letters, tokens.ids, strict=True):
         if len(ids) != 1:  # also when it keeps prompt context that other letters merge away

@@ -156,8 +156,13 @@ def load_batches(dataset: DrawDataset, sampler: RankBatchSampler,
     if num_workers:
         # HF tokenizers disable their thread pool in a forked worker and warn, unless told beforehand.
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # The DataLoader draws its workers' base seed when it is iterated; from the global RNG that draw would come
+    # between a resumed run's restored RNG state and its next step, and every dropout mask after it would
+    # differ from the uninterrupted run's. Its own generator keeps the global stream for the model alone (the
+    # rows are drawn by the sampler's own seeded state, not here).
+    generator = torch.Generator().manual_seed(0)
     loader = DataLoader(dataset, sampler=sampler, batch_size=None, collate_fn=_as_is, num_workers=num_workers,
-                        prefetch_factor=2 if num_workers else None)
+                        prefetch_factor=2 if num_workers else None, generator=generator)
     for batch, state in loader:
         if isinstance(batch, BadData):
             raise VlitError(batch.message)

@@ -1,0 +1,128 @@
+"""An encoder-decoder LLM (the tiny random T5 of `debug-t5`) through every inference path: ranked answers equal
+brute-force scoring, batched generation equals one-at-a-time, streaming joins to the plain answer, the
+processor builds encoder ids and decoder labels as LAVIS does, and `ask`, `chat`, `eval`, `serve` run on a
+saved checkpoint."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+
+from vlit.cli import main as cli
+from vlit.config import Config, load_yaml
+from vlit.data.conversation import Conversation, Turn
+from vlit.inference.pipeline import Pipeline
+from vlit.inference.ranking import rank, rank_letters, score_full
+
+CANDIDATES = ["red", "dark blue", "a green bag", "7"]
+
+
+@pytest.fixture(scope="module")
+def t5():
+    from vlit.models.build import build_model
+
+    model, processor = build_model(load_yaml(Config, "debug-t5").model)
+    torch.manual_seed(1)
+    with torch.no_grad():  # LoRA B != 0 and a trained-looking connector: every part counts
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(std=0.05)
+    return model.eval(), processor
+
+
+@pytest.fixture
+def question(red_image):
+    return Conversation.single("What colour is it?", image=red_image)
+
+
+def test_encoder_ids_and_decoder_labels_are_built_apart(t5, red_image):
+    model, processor = t5
+    turns = [Turn("user", "<image>\nWhat colour is it?"), Turn("assistant", "Red."),
+             Turn("user", "And the shape?"), Turn("assistant", "A square.")]
+    example = processor.encode(Conversation(turns, images=[red_image]))
+    tokenizer = processor.tokenizer
+    # The decoder learns the last answer and its end token; history stays in the encoder, nothing learned there.
+    assert tokenizer.decode(example.labels) == "A square." + tokenizer.eos_token
+    encoder = tokenizer.decode([t for t in example.input_ids if t != processor.image_token_id])
+    assert "Red." in encoder and "And the shape?" in encoder and "A square" not in encoder
+    assert example.input_ids[: processor.num_image_tokens] == [processor.image_token_id] * processor.num_image_tokens
+    prompt = processor.encode(Conversation(turns[:1], images=[red_image]), add_generation_prompt=True)
+    assert prompt.labels == []
+    batch = processor([Conversation(turns, images=[red_image]), Conversation(turns[:2], images=[red_image])])
+    assert batch.labels.shape[1] == len(example.labels) and batch.labels[1, -1] == -100
+
+
+@pytest.mark.parametrize(("normalize", "include_end"), [("sum", True), ("mean", False)])
+def test_ranked_answers_equal_brute_force_scoring(t5, question, normalize, include_end):
+    model, processor = t5
+    result = rank(model, processor, question, CANDIDATES, normalize, include_end, batch_size=3)
+    brute = [score_full(model, processor, question, c, normalize, include_end) for c in CANDIDATES]
+    torch.testing.assert_close(torch.tensor(result.scores), torch.tensor(brute), atol=1e-4, rtol=0)
+
+
+def test_letters_are_ranked_by_the_decoders_first_token(t5, question):
+    model, processor = t5
+    result = rank_letters(model, processor, question, ("A", "B", "C"))
+    assert abs(sum(torch.tensor(result.scores).exp().tolist()) - 1) < 1e-5
+
+
+def test_batched_generation_equals_one_at_a_time_and_streaming(t5, red_image):
+    model, processor = t5
+    pipe = Pipeline(model, processor)
+    blue = Image.new("RGB", (20, 50), (10, 30, 200))
+    conversations = [Conversation.single("What colour is it?", image=red_image),
+                     Conversation.single("Describe the picture in a few words, please.", image=blue),
+                     Conversation.single("Hello?")]
+    batched = pipe.generate(conversations, max_new_tokens=6)
+    assert batched == [pipe.generate([c], max_new_tokens=6)[0] for c in conversations]
+    assert "".join(pipe.stream(conversations[0], max_new_tokens=6)) == batched[0]
+
+
+@pytest.fixture(scope="module")
+def t5_checkpoint(t5, tmp_path_factory):
+    from vlit.models.saving import save_model
+
+    return save_model(t5[0], tmp_path_factory.mktemp("t5") / "ckpt")
+
+
+def test_ask_chat_and_eval_run_on_a_t5_checkpoint(t5_checkpoint, tmp_path, red_image, capsys, monkeypatch):
+    red_image.save(tmp_path / "red.png")
+    assert cli(["ask", "--checkpoint", str(t5_checkpoint), "--image", str(tmp_path / "red.png"),
+                "--max-new-tokens", "4", "What colour?"]) == 0
+    assert cli(["ask", "--checkpoint", str(t5_checkpoint), "--image", str(tmp_path / "red.png"),
+                "--candidates", "red,blue", "What colour?"]) == 0
+    assert "red" in capsys.readouterr().out
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("What is it?\n/quit\n"))
+    assert cli(["chat", "--checkpoint", str(t5_checkpoint), "--image", str(tmp_path / "red.png"),
+                "--max-new-tokens", "4"]) == 0
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(f'{{"question_id": 1, "image": "{tmp_path / "red.png"}", "text": "Is it red?", '
+                         '"answers": ["yes"]}\n')
+    assert cli(["eval", "--checkpoint", str(t5_checkpoint), "--benchmarks", str(questions), "--out",
+                str(tmp_path / "eval"), "--max-samples", "1"]) == 0
+
+
+def test_serve_answers_through_the_api(t5_checkpoint, red_image):
+    import base64
+    import io
+
+    import openai
+
+    from vlit.serving.api import create_app
+    from vlit.serving.background import serve_in_background
+    from vlit.serving.settings import ServerSettings
+
+    buffer = io.BytesIO()
+    red_image.save(buffer, format="PNG")
+    url = f"data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}"
+    settings = ServerSettings(model_name="t5", api_key="k", default_max_tokens=4)
+    app = create_app(Pipeline.from_pretrained(t5_checkpoint), settings)
+    with serve_in_background(app) as base:
+        client = openai.OpenAI(base_url=f"{base}/v1", api_key="k", max_retries=0, timeout=60)
+        message = {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}},
+                                               {"type": "text", "text": "What colour?"}]}
+        plain = client.chat.completions.create(model="t5", messages=[message], max_tokens=4)
+        streamed = client.chat.completions.create(model="t5", messages=[message], max_tokens=4, stream=True)
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in streamed if chunk.choices)
+    assert plain.choices[0].message.content == text
