@@ -7,7 +7,10 @@
    (features computed), and vs the same second turn with the cache cleared.
 
 The model is LLaVA-1.5 on the packaged parts (EfficientNet-Lite0 -> untrained MLP -> SmolLM2-135M, no LoRA),
-big enough for the ratios to mean something on a CPU. Every answer has a fixed length (min_new_tokens =
+big enough for the ratios to mean something on a CPU. Then the encoder-decoder rows (InstructBLIP with a T5, as
+FlanT5): batched generation, and ranking with the encoder run once and reused for every candidate vs each
+candidate in full (encoder and decoder); the T5 is random at FlanT5-small's size (8+8 layers, width 512), the
+Q-Former's 32 queries before the prompt as InstructBLIP's. Every answer has a fixed length (min_new_tokens =
 max_new_tokens) so the batched and one-at-a-time runs do the same work. `--quick` uses the tiny debug model.
 
     python benchmarks/inference.py [--quick] [--repeats N]
@@ -115,6 +118,18 @@ def second_turn(pipe: Pipeline, repeats: int) -> None:
     print(f"  second turn without reuse {t_cold * 1000:8.1f} ms   reuse speed-up {t_cold / t_second:5.2f}x")
 
 
+def t5_pipeline(quick: bool) -> Pipeline:
+    """`debug-t5`'s model; without `--quick` its T5 at FlanT5-small's size and InstructBLIP's 32 queries."""
+    cfg = load_yaml(Config, "debug-t5").model
+    if not quick:
+        small = {**cfg.llm.random_config, "d_model": 512, "d_ff": 1024, "d_kv": 64, "num_heads": 6,
+                 "num_layers": 8, "num_decoder_layers": 8}
+        cfg = dataclasses.replace(cfg, llm=dataclasses.replace(cfg.llm, random_config=small),
+                                  connector=dataclasses.replace(cfg.connector, num_queries=32))
+    model, processor = build_model(dataclasses.replace(cfg, lora=None))
+    return Pipeline(model.eval(), processor)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny debug model, few tokens")
@@ -131,6 +146,11 @@ def main() -> None:
         batched_generation(pipe, 4 if args.quick else 16, repeats)
         shared_prompt_ranking(pipe, repeats)
         second_turn(pipe, repeats)
+        t5 = t5_pipeline(args.quick)
+        print(f"\nencoder-decoder: {'debug-t5' if args.quick else 'InstructBLIP with a FlanT5-small-sized T5'}, "
+              f"{t5.model.num_image_tokens} image tokens")
+        batched_generation(t5, 4 if args.quick else 16, repeats)
+        shared_prompt_ranking(t5, repeats)
 
 
 if __name__ == "__main__":
