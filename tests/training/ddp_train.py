@@ -1,4 +1,7 @@
-"""Run the debug recipe under `accelerate launch`; every process writes the weights it ended with."""
+"""Run a recipe (`debug`, `debug-t5`) under `accelerate launch`; every process writes the weights it ended with.
+
+    ddp_train.py OUT RECIPE [key=value ...]
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from vlit.training.loop import Trainer, make_accelerator
 
 if __name__ == "__main__":
     out = Path(sys.argv[1])
-    cfg = load_yaml(Config, "debug", sys.argv[2:])
+    cfg = load_yaml(Config, sys.argv[2], sys.argv[3:])
     accelerator = make_accelerator(cfg)
     trainer = Trainer(cfg, out, accelerator)
     trainer.run()
