@@ -126,3 +126,18 @@ def test_serve_answers_through_the_api(t5_checkpoint, red_image):
         streamed = client.chat.completions.create(model="t5", messages=[message], max_tokens=4, stream=True)
         text = "".join(chunk.choices[0].delta.content or "" for chunk in streamed if chunk.choices)
     assert plain.choices[0].message.content == text
+
+
+def test_the_web_demo_streams_a_t5_answer(t5, tmp_path, red_image):
+    pytest.importorskip("gradio", reason="gradio is not installed (pip install 'vlit[serve]')")
+    from vlit.inference.session import ChatState
+    from vlit.serving.demo import CHAT, DemoHandlers
+
+    red_image.save(tmp_path / "red.png")
+    pipe = Pipeline(*t5)
+    handlers = DemoHandlers(pipe, {"max_new_tokens": 5})
+    state, *_ = handlers.new_image(str(tmp_path / "red.png"), ChatState())
+    *_, (_, state, chat, *_rest) = list(handlers.send("What colour is it?", CHAT, state))
+    expected = pipe.chat(Conversation.single("What colour is it?", image=str(tmp_path / "red.png")),
+                         max_new_tokens=5)
+    assert chat[-1]["content"] == expected
