@@ -55,6 +55,14 @@ IMPORTED = {
                                                          instruction_aware=False),
                         llm=LLMConfig(source="hub", name="Salesforce/blip2-opt-2.7b"), template="instructblip",
                         prompt_style="instructblip"),
+    "blip-t5": ModelConfig(vision=VisionConfig(source="hub", name="Salesforce/blip2-flan-t5-xl", feature_layer=-1,
+                                               drop_cls=False, key_mapping={r"^vision_model\.": ""}),
+                           connector=QFormerConnectorConfig(init="random", hidden_size=768, num_layers=12,
+                                                            intermediate_size=3072, cross_attention_frequency=2,
+                                                            instruction_aware=False),
+                           llm=LLMConfig(source="hub", name="Salesforce/blip2-flan-t5-xl",
+                                         key_mapping={r"^language_model\.": ""}),
+                           template="instructblip", prompt_style="instructblip"),
     "minigptv2": ModelConfig(vision=VisionConfig(source="stored", name="blip_2_vision_model",
                                                  random_config={"image_size": 448}, post_layernorm=True),
                              connector=MergeConnectorConfig(), llm=LLMConfig(source="hub", name="meta-llama/x"),
@@ -62,7 +70,8 @@ IMPORTED = {
                              template="llama2_inst", prompt_style="minigptv2", system_prompt=""),
 }
 FAMILY = {"llava15-7b-finetune": "llava", "llava15-7b-lora": "llava", "instructblip-vicuna7b": "blip",
-          "instructblip-from-blip2": "blip", "instructblip-data-mixture": "blip", "minigptv2-stage3": "minigptv2"}
+          "instructblip-from-blip2": "blip", "instructblip-data-mixture": "blip", "minigptv2-stage3": "minigptv2",
+          "instructblip-flant5xl": "blip-t5"}
 RECIPES = sorted(str(p.relative_to(BUNDLED).with_suffix("")) for p in BUNDLED.rglob("*.yaml")
                  if "accelerate" not in p.parts)
 
@@ -92,6 +101,7 @@ def test_every_recipe_that_starts_from_a_published_model_is_checked():
     ("hub/llava15-7b-finetune", "llava15"), ("hub/llava15-7b-lora", "llava15"),
     ("hub/instructblip-from-blip2", "instructblip"), ("hub/minigptv2-stage3", "minigptv2"),
     ("hub/instructblip-data-mixture", "instructblip"), ("hub/llava15-665k-academic", "llava15"),
+    ("hub/instructblip-flant5xl", "instructblip"),
 ])
 def test_recipes_state_the_prompt_style_their_model_is_asked_in(name, style, tmp_path):
     assert _load(name, tmp_path).model.prompt_style == style
@@ -108,3 +118,18 @@ def test_a_recipe_over_an_imported_model_keeps_its_parts_and_changes_what_it_sta
     assert cfg.model.init_from == str(tmp_path / "blip")
     lora = _load("hub/llava15-7b-lora", tmp_path).model
     assert lora.lora.r == 128 and lora.vision.key_mapping == {"^x": ""}
+
+
+def test_the_flant5_recipe_tunes_an_instruction_aware_qformer_over_the_blip2_flant5_import(tmp_path):
+    """InstructBLIP FlanT5-XL as the paper trains it: BLIP-2 FlanT5-XL's parts, the Q-Former made instruction-aware
+    from BERT, only the connector learning; FlanT5 referenced from the import, frozen, no LoRA, in bf16."""
+    cfg = _load("hub/instructblip-flant5xl", tmp_path)
+    connector = cfg.model.connector
+    assert (connector.hidden_size, connector.num_layers, connector.cross_attention_frequency) == (768, 12, 2)
+    assert (connector.instruction_aware, connector.init, connector.max_instruction_tokens) == \
+        (True, "bert-base-uncased", 128)
+    assert cfg.model.llm.name == cfg.model.vision.name == "Salesforce/blip2-flan-t5-xl"
+    assert cfg.model.llm.key_mapping == {r"^language_model\.": ""} and cfg.model.llm.dtype == "bfloat16"
+    assert cfg.model.lora is None and cfg.model.template == "instructblip"
+    assert [stage.train for stage in cfg.stages] == [["connector"]]
+    assert cfg.stages[0].lr == {"connector": 1.0e-5} and cfg.model.init_from == str(tmp_path / "blip-t5")

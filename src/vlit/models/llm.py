@@ -57,7 +57,22 @@ def load_llm(cfg: LLMConfig) -> PreTrainedModel:
     model_class = _auto_class(config)._model_mapping.get(type(config), None)
     if model_class is None:
         raise VlitError(f"llm.name: {name!r} holds a {config.model_type!r} model, not a causal or seq2seq LM")
-    return load_pretrained_part(model_class, name, config, cfg.key_mapping, "llm", dtype=dtype, **kwargs)
+    model = load_pretrained_part(model_class, name, config, cfg.key_mapping, "llm", dtype=dtype, **kwargs)
+    return _with_special_tokens(model, config)
+
+
+def _with_special_tokens(model: PreTrainedModel, config: PretrainedConfig) -> PreTrainedModel:
+    """The LLM's special tokens where its generation config has none.
+
+    A checkpoint of several parts (InstructBLIP's) has one generation_config.json for the whole model, which
+    `from_pretrained` gives the LLM; one written before transformers copied the text config's tokens into it holds
+    none, and an encoder-decoder (FlanT5) then cannot even start generating. transformers' BLIP classes generate
+    with their language model's own config, so its tokens fill what is unset."""
+    generation = model.generation_config
+    for key in ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id"):
+        if getattr(generation, key, None) is None and getattr(config, key, None) is not None:
+            setattr(generation, key, getattr(config, key))
+    return model
 
 
 def llm_config(cfg: LLMConfig) -> PretrainedConfig:

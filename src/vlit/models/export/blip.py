@@ -2,7 +2,10 @@
 `Blip2VisionModel` or `InstructBlipVisionModel`) becomes an `InstructBlipForConditionalGeneration` folder
 (instruction-aware Q-Former) or a `Blip2ForConditionalGeneration` one, with the processor transformers pairs
 with it. Those processors put the query tokens before BOS and give the Q-Former the whole prompt text, which is
-what vlit's `instructblip` template and its instruction are for a one-turn prompt.
+what vlit's `instructblip` template and its instruction are for a one-turn prompt. A T5 LLM (FlanT5's
+architecture) exports as such: the T5 `text_config` makes transformers' config say
+`use_decoder_only_language_model: false`, and its classes feed the encoder the query tokens and the prompt and
+take `labels` for the decoder, as vlit does.
 
 vlit feeds the Q-Former `connector.ln_vision(hidden_states[-1])`; transformers feeds it
 `vision_model.post_layernorm(last_hidden_state)`, the same LayerNorm at the same place, so `ln_vision` becomes the
@@ -70,13 +73,20 @@ def blip_config(model: VisionLanguageModel) -> InstructBlipConfig | Blip2Config:
                     "%g; outputs differ slightly from vlit's", norm.eps, tower.config.layer_norm_eps)
     qformer = {k: v for k, v in model.connector.qformer.config.to_dict().items() if k not in _SAVED_ONLY}
     config_class = InstructBlipConfig if name == INSTRUCTBLIP else Blip2Config
-    return config_class(
+    config = config_class(
         vision_config=vision,
         qformer_config=qformer,
         text_config=model.llm.config.to_dict(),
         num_query_tokens=model.connector.num_queries,
         image_token_index=model.image_token_id,
     )
+    # transformers decides from the LLM's type alone (one with a causal LM class is built as one): a BART, which has
+    # both, would come back as a decoder without its encoder.
+    if config.use_decoder_only_language_model == model.seq2seq:
+        kinds = ("seq2seq", "causal") if model.seq2seq else ("causal", "seq2seq")
+        raise VlitError(f"llm: transformers' {name} would build this {model.llm.config.model_type!r} {kinds[0]} LM "
+                        f"as a {kinds[1]} LM; it takes encoder-decoder LLMs without a causal LM class (T5, FlanT5)")
+    return config
 
 
 def blip_state_dict(model: VisionLanguageModel) -> dict[str, torch.Tensor]:

@@ -1,11 +1,16 @@
 """InstructBLIP and BLIP-2 in, from transformers' layout (`Salesforce/instructblip-vicuna-7b`,
-`Salesforce/blip2-opt-2.7b`).
+`Salesforce/blip2-opt-2.7b`, and with FlanT5: `Salesforce/instructblip-flan-t5-xl`, `Salesforce/blip2-flan-t5-xl`).
 
 The EVA ViT-g tower and the LLM stay in the folder (referenced, with a `key_mapping`); the Q-Former, its
 queries, the projection and `ln_vision` are copied into the vlit checkpoint. transformers holds LAVIS's
 `ln_vision` as the tower's `post_layernorm`; vlit's Q-Former connector owns it (it trains with the Q-Former,
 as in LAVIS), so the connector reads the tower's last hidden layer before that norm (`feature_layer: -1`) and
 applies `ln_vision` itself: the same function.
+
+A FlanT5 folder (`use_decoder_only_language_model: false`) holds a whole `T5ForConditionalGeneration` under
+`language_model.` (`shared`, `encoder`, `decoder`, its own `lm_head`): the same mapping names it, and `load_llm`
+loads it as the seq2seq LM its `text_config` is. Its tokenizer is T5's, with `<image>` after the 32100 pieces
+(`image_token_index` 32100, a row of FlanT5's 32128) or, in older revisions, without: vlit adds it at that id.
 """
 
 from __future__ import annotations
@@ -29,13 +34,10 @@ QFORMER_FIXED = {"hidden_act": "gelu", "layer_norm_eps": 1e-12, "max_position_em
 
 
 def convert_blip(source: Path, name: str, dtype: str | None) -> Imported:
-    """An `instructblip` or `blip-2` folder (decoder-only LLM) as a vlit checkpoint."""
+    """An `instructblip` or `blip-2` folder (a decoder-only LLM or FlanT5) as a vlit checkpoint."""
     config = read_json(source / "config.json")
     where = source / "config.json"
     instruct = config.get("model_type") == "instructblip"
-    if not config.get("use_decoder_only_language_model", True):
-        raise VlitError(f"{where}: the LLM is an encoder-decoder (FlanT5); vlit imports decoder-only LLMs "
-                        "(Vicuna, OPT, LLaMA) for now")
     qformer = config.get("qformer_config") or {}
     vision = config.get("vision_config") or {}
     for key, value in QFORMER_FIXED.items():
@@ -77,6 +79,9 @@ def convert_blip(source: Path, name: str, dtype: str | None) -> Imported:
         else "no instruction (BLIP-2)"
     notes = [f"Q-Former: {connector.num_layers} layers x {connector.hidden_size}, {connector.num_queries} queries, "
              f"{reads}"]
+    if not config.get("use_decoder_only_language_model", True):
+        notes.append("LLM: an encoder-decoder (FlanT5): the query tokens and the prompt go into its encoder, the "
+                     "answer comes from its decoder")
     if image_token_note:
         notes.append(image_token_note)
     return Imported("instructblip" if instruct else "blip2", cfg, weights, ["connector"], notes)
