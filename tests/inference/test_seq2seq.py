@@ -141,3 +141,20 @@ def test_the_web_demo_streams_a_t5_answer(t5, tmp_path, red_image):
     expected = pipe.chat(Conversation.single("What colour is it?", image=str(tmp_path / "red.png")),
                          max_new_tokens=5)
     assert chat[-1]["content"] == expected
+
+
+def test_truncation_keeps_the_encoders_end_token_and_prompts_have_no_labels(t5, red_image):
+    import dataclasses
+
+    model, processor = t5
+    conversation = Conversation.single("What colour is this long question about the picture?", image=red_image)
+    full = processor.encode(conversation, add_generation_prompt=True).input_ids
+    eos = processor.tokenizer.eos_token_id
+    if full[-1] == eos:  # a T5 tokenizer appends it; the packaged one does not
+        short = dataclasses.replace(processor, max_length=len(full) - 2).encode(conversation, True).input_ids
+        assert short == full[: len(full) - 3] + [eos]
+    batch = processor([conversation], add_generation_prompt=True)
+    assert batch.labels is None
+    with torch.no_grad():  # a forward pass on a prompt batch decodes from the start token
+        start = torch.full((1, 1), model.llm.config.decoder_start_token_id)
+        assert model(**batch.model_inputs(), decoder_input_ids=start).logits.shape[:2] == (1, 1)

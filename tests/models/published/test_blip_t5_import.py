@@ -203,3 +203,22 @@ def test_the_flant5_recipe_builds_over_a_blip2_flant5_import(tmp_path, source, r
     grads = {name.split(".")[0] for name, p in model.named_parameters() if p.grad is not None and p.grad.any()}
     assert grads == {"connector"}
     assert not any(p.requires_grad for p in model.llm.parameters())
+
+
+def test_truncation_keeps_t5s_end_token_as_transformers_processor(tmp_path, source, red_image):
+    """`max_length` cuts the question, not `</s>`: transformers' processor tokenizes the text with
+    `max_length - num_query_tokens` and truncation, which keeps T5's end token."""
+    import dataclasses
+
+    folder, _, _ = source
+    import_checkpoint(str(folder), tmp_path / "ckpt")
+    _, processor = load_model(tmp_path / "ckpt")
+    image = red_image.resize((28, 28))
+    question = "What colour is the big red picture on the left of the image here?"
+    full = processor.encode(Conversation.single(question, image=image), add_generation_prompt=True).input_ids
+    limit = len(full) - 3
+    cut = dataclasses.replace(processor, max_length=limit)
+    ours = cut.encode(Conversation.single(question, image=image), add_generation_prompt=True).input_ids
+    hf = AutoProcessor.from_pretrained(folder)
+    theirs = hf(images=image, text=question, truncation=True, max_length=limit, return_tensors="pt")["input_ids"]
+    assert ours == theirs[0].tolist() and ours[-1] == hf.tokenizer.eos_token_id

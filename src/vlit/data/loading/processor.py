@@ -96,7 +96,12 @@ class Processor:
             if self.image_token_id in ids[self.max_length:]:
                 raise VlitError(f"{where}: {len(ids)} tokens; truncating to max_length {self.max_length} "
                                 "would cut an image")
+            ends = self.seq2seq and ids[-1] == self.tokenizer.eos_token_id
             ids, labels = ids[: self.max_length], labels[: self.max_length]
+            if ends:
+                # T5's encoder text ends with `</s>`; transformers' processor and LAVIS truncate the text and keep
+                # it (`max_length - num_query_tokens` to the tokenizer, `truncation=True`).
+                ids[-1] = self.tokenizer.eos_token_id
         side = {name: b.encode(conversation) for name, b in self.side_inputs.items()} if conversation.images else {}
         return Example(ids, labels if target is None else target, list(conversation.images), side)
 
@@ -175,7 +180,9 @@ class Processor:
         if images:
             side = {name: builder.collate([e.side[name] for e in examples for _ in e.images])
                     for name, builder in self.side_inputs.items()}
-        return Batch(ids, mask, labels if with_labels else None, images,
+        # A seq2seq generation prompt has no decoder labels at all (not an empty [B, 0] the LLM cannot shift).
+        keep = with_labels and labels.shape[1] > 0
+        return Batch(ids, mask, labels if keep else None, images,
                      self.pixels(images) if with_pixels and images else None, None, side)
 
     def __call__(self, conversations: list[Conversation], add_generation_prompt: bool = False,
