@@ -134,6 +134,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny debug model, few tokens")
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--only", choices=["all", "decoder", "t5"], default="all",
+                        help="the decoder-only rows, the encoder-decoder rows, or both")
     args = parser.parse_args()
     cfg = load_yaml(Config, "debug" if args.quick else "llava15").model
     model, processor = build_model(dataclasses.replace(cfg, lora=None))
@@ -143,9 +145,12 @@ def main() -> None:
           f"{model.num_image_tokens} image tokens, torch threads {torch.get_num_threads()}; "
           f"each time is the fastest of {repeats} runs (multi-turn: {3 * repeats}) after a warm-up")
     with torch.inference_mode():
-        batched_generation(pipe, 4 if args.quick else 16, repeats)
-        shared_prompt_ranking(pipe, repeats)
-        second_turn(pipe, repeats)
+        if args.only != "t5":
+            batched_generation(pipe, 4 if args.quick else 16, repeats)
+            shared_prompt_ranking(pipe, repeats)
+            second_turn(pipe, repeats)
+        if args.only == "decoder":
+            return
         t5 = t5_pipeline(args.quick)
         print(f"\nencoder-decoder: {'debug-t5' if args.quick else 'InstructBLIP with a FlanT5-small-sized T5'}, "
               f"{t5.model.num_image_tokens} image tokens")
