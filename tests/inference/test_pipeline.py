@@ -184,6 +184,7 @@ def test_leaving_a_stream_early_stops_generation(pipe, red_image):
 @pytest.mark.parametrize(("temperature", "top_p", "expected"), [
     (None, None, {"do_sample": False}),
     (0.0, 0.5, {"do_sample": False}),
+    (1e-40, None, {"do_sample": False}),  # sampling at it would divide the logits into inf
     (None, 1.0, {"do_sample": False}),
     (0.7, None, {"do_sample": True, "temperature": 0.7, "top_p": 1.0}),
     (None, 0.9, {"do_sample": True, "temperature": 1.0, "top_p": 0.9}),

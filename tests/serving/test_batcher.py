@@ -107,6 +107,38 @@ def test_queue_limit_cancellation_and_stop(pipe, calls):
     assert info.value.status == 503 and info.value.code == "not_ready"
 
 
+def test_cancelling_a_running_job_stops_its_row_at_the_next_step(pipe):
+    """A client that leaves a non-streamed request mid-answer: its row of the batch stops, its neighbour's
+    answer is the one it gets alone, and alone a cancelled job ends the generation."""
+    story, count = Conversation.single("Tell me a story."), Conversation.single("Count to three.")
+    alone = pipe.generate_ids([count], **dataclasses.asdict(LONG))[0]
+    steps: list[int] = []
+    leaving: list = []
+
+    def step(module, args) -> None:
+        steps.append(1)
+        if len(steps) == 3:
+            leaving[0].cancel()
+
+    handle = pipe.model.llm.get_decoder().register_forward_pre_hook(step)
+    batcher = Batcher(pipe, max_batch_size=2, batch_wait_s=0.3)
+    try:
+        leaving.append(batcher.submit(story, LONG))
+        staying = batcher.submit(count, LONG)
+        batcher.start()
+        left, stayed = leaving[0].future.result(60), staying.future.result(60)
+        assert stayed.completion_tokens == len(alone) and stayed.text == pipe.decode(alone)
+        assert left.completion_tokens <= 3 < len(alone)
+        steps.clear()
+        leaving[0] = batcher.submit(story, LONG)
+        assert leaving[0].future.result(60).completion_tokens <= 3
+        assert len(steps) <= 3 < LONG.max_new_tokens
+    finally:
+        handle.remove()
+        batcher.stop()
+    assert batcher.stats.cancelled == 2 and batcher.stats.batched_requests == 2
+
+
 def test_streaming_through_the_queue(pipe):
     batcher = Batcher(pipe)
     batcher.start()

@@ -9,7 +9,7 @@ from vlit.data.reading.images import ImageError, ImageTooLarge, decode_image
 from vlit.serving.api import answer_boxes
 from vlit.serving.errors import APIError
 from vlit.serving.images import decode_data_uri
-from vlit.serving.messages import Prepared, generation_options, prepare
+from vlit.serving.messages import Prepared, generation_options, image_urls, prepare
 from vlit.serving.schema import ChatRequest
 from vlit.serving.settings import ServerSettings
 
@@ -71,6 +71,21 @@ def test_sampling_fields_map_to_generation_options():
     assert sampled.stop == ("END",) and sampled.max_new_tokens == 5
     assert options(top_p=0.5).do_sample and options(top_p=0.5).temperature == 1.0
     assert options(max_tokens=9, max_completion_tokens=3).max_new_tokens == 3
+
+
+def test_remote_images_are_decoded_from_bytes_fetched_beforehand(data_uri):
+    import base64
+
+    url = "http://127.0.0.1/cat.png"
+    png = base64.b64decode(data_uri(Image.new("RGB", (7, 5), "green")).partition(",")[2])
+    messages = [{"role": "user", "content": [_img(url), _text("What?")]}, {"role": "assistant", "content": "A cat."},
+                {"role": "user", "content": [_text("And?"), _img(url)]}]
+    request = _request(messages)
+    assert image_urls(request) == [("messages[0].content[0].image_url", url), ("messages[2].content[1].image_url", url)]
+    prepared = prepare(request, ServerSettings(allowed_image_hosts=("127.0.0.1",)), {url: png})
+    assert [im.size for im in prepared.conversation.images] == [(7, 5), (7, 5)] and not prepared.max_tokens_given
+    assert prepare(_request(messages, max_tokens=3), ServerSettings(allowed_image_hosts=("127.0.0.1",)),
+                   {url: png}).max_tokens_given
 
 
 def test_data_uri_decoding(data_uri):

@@ -9,24 +9,29 @@ turns of a chat never re-encode their image.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import torch
-from transformers import StoppingCriteriaList, StopStringCriteria, TextIteratorStreamer
+from transformers import StoppingCriteria, StoppingCriteriaList, StopStringCriteria, TextIteratorStreamer
 
 from vlit.data.conversation import Conversation
 from vlit.data.loading.batch import Batch
-from vlit.data.loading.processor import Processor
+from vlit.data.loading.processor import Example, Processor
 from vlit.errors import VlitError
 from vlit.inference.ranking import Normalize, RankResult, rank, rank_letters, require_user_turn_last
-from vlit.inference.stopping import Cancel, StopCutter, cut_at_stop
+from vlit.inference.stopping import Cancel, CancelRows, StopCutter, cut_at_stop
 from vlit.models.feature_cache import FeatureCache
 from vlit.models.vlm import VisionLanguageModel
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+GREEDY_BELOW = 1e-5
+"""Temperatures under this decode greedily (see `GenerationOptions.sampling`)."""
+Prompt = Conversation | Example
+"""A conversation to answer, or its generation prompt encoded already (`Pipeline.encode`, or the same call on a
+copy of the processor: a server tokenizes on its request threads, never on the thread that runs the model)."""
 
 
 @dataclass(frozen=True)
@@ -64,10 +69,13 @@ class GenerationOptions:
     def sampling(temperature: float | None, top_p: float | None) -> dict:
         """OpenAI's two sampling fields -> the `do_sample`, `temperature`, `top_p` fields: one rule for the
         CLI, the API and the demo. Greedy unless asked to sample: neither field, or temperature 0, is greedy
-        (vlit's default, unlike OpenAI's temperature 1, so that answers repeat); any other temperature samples
-        at it (a negative one is then refused by validation); a top_p below 1 given alone samples at
+        (vlit's default, unlike OpenAI's temperature 1, so that answers repeat), and so is a temperature below
+        1e-5 (vLLM's rule: dividing logits by 1e-40 overflows to inf and sampling fails); any other temperature
+        samples at it (a negative one is then refused by validation); a top_p below 1 given alone samples at
         temperature 1."""
-        if temperature == 0 or (temperature is None and (top_p is None or top_p >= 1)):
+        if temperature is not None and 0 <= temperature < GREEDY_BELOW:
+            return {"do_sample": False}
+        if temperature is None and (top_p is None or top_p >= 1):
             return {"do_sample": False}
         return {"do_sample": True, "temperature": 1.0 if temperature is None else temperature,
                 "top_p": 1.0 if top_p is None else top_p}
@@ -128,17 +136,21 @@ class Pipeline:
         stops = (*options.stop, *self.processor.template.stop_strings, self.tokenizer.eos_token or "")
         return tuple(dict.fromkeys(s for s in stops if s))
 
-    def inputs(self, conversations: list[Conversation]) -> Batch:
+    def encode(self, conversation: Conversation) -> Example:
+        """The generation prompt of a conversation that ends with a user turn."""
+        require_user_turn_last(conversation, "generate an answer")
+        return self.processor.encode(conversation, add_generation_prompt=True)
+
+    def inputs(self, prompts: Sequence[Prompt]) -> Batch:
         """Left-padded generation inputs on the model's device, images as (cached) features."""
-        for c in conversations:
-            require_user_turn_last(c, "generate an answer")
-        examples = [self.processor.encode(c, add_generation_prompt=True) for c in conversations]
+        examples = [p if isinstance(p, Example) else self.encode(p) for p in prompts]
         batch = self.processor.collate(examples, padding_side="left", with_pixels=False, with_labels=False)
         return replace(batch.to(self.model.device), image_features=self.features.features(batch.images))
 
-    def _generate_kwargs(self, options: GenerationOptions) -> dict:
-        return {**options.generate_kwargs(),
-                "stopping_criteria": StoppingCriteriaList([self._stops(options)])}
+    def _generate_kwargs(self, options: GenerationOptions, stop_criterion: StopStringCriteria | None = None,
+                         more: Sequence[StoppingCriteria] = ()) -> dict:
+        stops = stop_criterion if stop_criterion is not None else self._stops(options)
+        return {**options.generate_kwargs(), "stopping_criteria": StoppingCriteriaList([stops, *more])}
 
     def _stops(self, options: GenerationOptions) -> StopStringCriteria:
         """transformers' stop-string criterion, built once per set of stop strings: building it scans the
@@ -150,14 +162,21 @@ class Pipeline:
             self._stop_criteria[stops] = StopStringCriteria(self.tokenizer, list(stops))
         return self._stop_criteria[stops]
 
-    def generate_ids(self, conversations: list[Conversation], **generation) -> list[list[int]]:
-        """The new token ids of each answer, up to (without) its end-of-sequence token; one batched call."""
+    def generate_ids(self, conversations: Sequence[Prompt], stop_criterion: StopStringCriteria | None = None,
+                     cancelled: Sequence[threading.Event] | None = None, **generation) -> list[list[int]]:
+        """The new token ids of each answer, up to (without) its end-of-sequence token; one batched call.
+
+        `stop_criterion` is the options' stop strings compiled already (transformers' `StopStringCriteria` over
+        `stop_strings(options)`), as a server compiles them off the thread that runs the model. `cancelled`
+        holds an event per conversation: setting one ends that row at the next decoding step (its client left)
+        and leaves the other rows as they were."""
         options = GenerationOptions.make(**generation)
         if not conversations:
             return []
         inputs = self.inputs(conversations)
+        more = [CancelRows(cancelled)] if cancelled is not None else []
         with _seeded(options.seed):
-            out = self.model.generate(**inputs.model_inputs(), **self._generate_kwargs(options))
+            out = self.model.generate(**inputs.model_inputs(), **self._generate_kwargs(options, stop_criterion, more))
         return [self._trim(row) for row in out.tolist()]
 
     def _trim(self, ids: list[int]) -> list[int]:
@@ -184,18 +203,18 @@ class Pipeline:
         """The assistant's next answer to a conversation that ends with a user turn."""
         return self.generate([conversation], **generation)[0]
 
-    def stream(self, conversation: Conversation, **generation) -> Iterator[str]:
+    def stream(self, conversation: Prompt, stop_criterion: StopStringCriteria | None = None,
+               **generation) -> Iterator[str]:
         """The next answer as text pieces while it is generated (greedy or sampling, not beam search);
         joined, the pieces equal `chat`'s answer. Generation runs in a thread and stops as soon as the
-        caller stops iterating (e.g. a client that went away)."""
+        caller stops iterating (e.g. a client that went away). `stop_criterion` as in `generate_ids`."""
         options = GenerationOptions.make(**generation)
         if options.num_beams > 1:
             raise VlitError("num_beams: streaming shows one sequence; beam search cannot stream")
         inputs = self.inputs([conversation])
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=False)
-        kwargs = self._generate_kwargs(options)
         cancel = Cancel()
-        kwargs["stopping_criteria"].append(cancel)
+        kwargs = self._generate_kwargs(options, stop_criterion, [cancel])
         failure: list[BaseException] = []
 
         def run() -> None:

@@ -4,6 +4,7 @@ generation from another thread."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 import torch
 from transformers import StoppingCriteria
@@ -60,3 +61,15 @@ class Cancel(StoppingCriteria):
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
         stop = self.event.is_set()
         return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+
+
+class CancelRows(StoppingCriteria):
+    """Stops each row of a batch once its own event is set: one client that leaves ends its own answer, not
+    its neighbours' (transformers pads a finished row and ends the call when every row is finished)."""
+
+    def __init__(self, events: Sequence[threading.Event]):
+        self.events = list(events)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
+        stop = torch.tensor([e.is_set() for e in self.events], dtype=torch.bool, device=input_ids.device)
+        return stop.repeat_interleave(input_ids.shape[0] // len(self.events))  # beams sit next to each other

@@ -5,6 +5,10 @@ batched greedy output token-identical to one-at-a-time). A sampled request with 
 its random draws would depend on its neighbours, and the seed promises a repeatable answer. Streamed
 requests run alone through `Pipeline.stream`, in this same thread, so the model is never used from two
 threads at once. A batch that fails is retried one request at a time, so one bad request fails alone.
+
+The worker only runs the model: the API hands it prompts tokenized and stop strings compiled on request threads
+(`PromptEncoder`). A job cancelled while it runs (its client left) stops at the next decoding step, its own row
+only when it shares a batch.
 """
 
 from __future__ import annotations
@@ -17,9 +21,12 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+from transformers import StopStringCriteria
+
 from vlit.data.conversation import Conversation
+from vlit.data.loading.processor import Example
 from vlit.errors import VlitError
-from vlit.inference.pipeline import GenerationOptions, Pipeline
+from vlit.inference.pipeline import GenerationOptions, Pipeline, Prompt
 from vlit.inference.stopping import cut_at_stop
 from vlit.serving.errors import APIError, not_ready, overloaded
 
@@ -37,11 +44,15 @@ class Completion:
 @dataclass(eq=False)
 class Job:
     """One request in the queue; `future` resolves to its `Completion`. With `on_piece` it streams: each text
-    piece is passed to `on_piece` (from the worker thread) as it is generated."""
+    piece is passed to `on_piece` (from the worker thread) as it is generated. `example` is the conversation's
+    prompt tokenized already and `stop_criterion` its options' stop strings compiled (`Pipeline.generate_ids`);
+    without them the worker does both."""
 
     conversation: Conversation
     options: GenerationOptions
     on_piece: Callable[[str], None] | None = None
+    example: Example | None = None
+    stop_criterion: StopStringCriteria | None = None
     future: Future = field(default_factory=Future)
     cancelled: threading.Event = field(default_factory=threading.Event)
     arrived: float = field(default_factory=time.monotonic)
@@ -51,8 +62,12 @@ class Job:
         """Whether the job may share a batch (with jobs of equal options)."""
         return self.on_piece is None and (not self.options.do_sample or self.options.seed is None)
 
+    @property
+    def prompt(self) -> Prompt:
+        return self.conversation if self.example is None else self.example
+
     def cancel(self) -> None:
-        """Drop the job if it still waits; stop streaming it if it runs (the client went away)."""
+        """Drop the job if it still waits; stop generating its answer if it runs (the client went away)."""
         self.cancelled.set()
         self.future.cancel()
 
@@ -65,6 +80,8 @@ class BatchStats:
     """Requests answered in a batch of more than one."""
     largest_batch: int = 0
     streams: int = 0
+    cancelled: int = 0
+    """Requests whose client left before the answer was done (dropped from the queue, or stopped)."""
 
 
 class Batcher:
@@ -90,9 +107,10 @@ class Batcher:
         return self._thread is not None and self._thread.is_alive()
 
     def submit(self, conversation: Conversation, options: GenerationOptions,
-               on_piece: Callable[[str], None] | None = None) -> Job:
+               on_piece: Callable[[str], None] | None = None, example: Example | None = None,
+               stop_criterion: StopStringCriteria | None = None) -> Job:
         """Queue a request; APIError 503 when the queue is full or the worker has stopped."""
-        job = Job(conversation, options, on_piece)
+        job = Job(conversation, options, on_piece, example, stop_criterion)
         with self._cond:
             if self._closed:
                 raise not_ready("the worker has stopped")
@@ -131,6 +149,7 @@ class Batcher:
                 for job in live:
                     if not job.future.done():
                         job.future.set_exception(e)
+            self.stats.cancelled += len(jobs) - len(live)
 
     def _next_jobs(self) -> list[Job] | None:
         """The oldest waiting job and the jobs that may share its batch, waiting up to `batch_wait_s` from its
@@ -161,7 +180,7 @@ class Batcher:
         ready = []
         for job in jobs:
             try:
-                ready.append((job, self._prompt_tokens(job.conversation)))
+                ready.append((job, self._prompt_tokens(job)))
             except Exception as e:
                 job.future.set_exception(_client_error(e))
         if not ready:
@@ -171,10 +190,13 @@ class Batcher:
         else:
             self._generate(ready)
 
-    def _prompt_tokens(self, conversation: Conversation) -> int:
-        """The prompt's length with image tokens, encoded here rather than in request threads: a fast
-        tokenizer used from several threads at once can fail ("Already borrowed")."""
-        count = len(self.pipe.processor.encode(conversation, add_generation_prompt=True))
+    def _prompt_tokens(self, job: Job) -> int:
+        """The prompt's length with image tokens. A job that comes without its prompt is tokenized here, with
+        the pipeline's own tokenizer, which only this thread uses: a fast tokenizer used from several threads
+        at once can fail ("Already borrowed")."""
+        if job.example is None:
+            job.example = self.pipe.encode(job.conversation)
+        count = len(job.example)
         if self.max_prompt_tokens is not None and count > self.max_prompt_tokens:
             raise APIError(400, f"messages: the prompt is {count} tokens (images included), over this server's "
                                 f"limit of {self.max_prompt_tokens}", "messages", "context_length_exceeded")
@@ -182,8 +204,11 @@ class Batcher:
 
     def _generate(self, ready: list[tuple[Job, int]]) -> None:
         options = ready[0][0].options
+        jobs = [job for job, _ in ready]
         try:
-            rows = self.pipe.generate_ids([job.conversation for job, _ in ready], **dataclasses.asdict(options))
+            # Jobs of one batch have equal options, so any one's compiled stop strings serve them all.
+            rows = self.pipe.generate_ids([job.prompt for job in jobs], stop_criterion=jobs[0].stop_criterion,
+                                          cancelled=[job.cancelled for job in jobs], **dataclasses.asdict(options))
         except Exception as e:
             if len(ready) > 1:
                 log.warning("a batch of %d failed (%s); answering its requests one at a time", len(ready), e)
@@ -193,6 +218,7 @@ class Batcher:
                 ready[0][0].future.set_exception(_client_error(e))
             return
         self._count(len(ready))
+        self.stats.cancelled += sum(job.cancelled.is_set() for job in jobs)
         stops = self.pipe.stop_strings(options)
         for (job, prompt_tokens), ids in zip(ready, rows, strict=True):
             raw = self.pipe.tokenizer.decode(ids, skip_special_tokens=False)
@@ -202,10 +228,11 @@ class Batcher:
 
     def _stream(self, job: Job, prompt_tokens: int) -> None:
         pieces = []
-        stream = self.pipe.stream(job.conversation, **dataclasses.asdict(job.options))
+        stream = self.pipe.stream(job.prompt, stop_criterion=job.stop_criterion, **dataclasses.asdict(job.options))
         try:
             for piece in stream:
                 if job.cancelled.is_set():
+                    self.stats.cancelled += 1
                     break
                 pieces.append(piece)
                 job.on_piece(piece)

@@ -34,13 +34,21 @@ def serve_parser() -> argparse.ArgumentParser:
     limits.add_argument("--default-max-tokens", type=int, default=None,
                         help=f"max_tokens when a request gives none (default: {defaults.default_max_tokens}, "
                              "or the limit if lower)")
-    limits.add_argument("--max-prompt-tokens", type=int, default=defaults.max_prompt_tokens)
+    limits.add_argument("--max-prompt-tokens", type=int, default=defaults.max_prompt_tokens,
+                        help="longest prompt, images included (the model's context length applies besides)")
+    limits.add_argument("--max-prompt-chars", type=int, default=None,
+                        help="characters of text over all messages, checked before tokenizing (default: 16 per "
+                             "token of --max-prompt-tokens)")
+    limits.add_argument("--max-stop-chars", type=int, default=defaults.max_stop_chars,
+                        help="longest stop string a request may send")
     limits.add_argument("--max-images", type=int, default=defaults.max_images, help="images per request")
     limits.add_argument("--max-image-pixels", type=int, default=defaults.max_image_pixels)
     limits.add_argument("--max-image-mb", type=float, default=defaults.max_image_bytes / MIB)
     limits.add_argument("--max-body-mb", type=float, default=defaults.max_body_bytes / MIB)
     limits.add_argument("--allow-image-host", action="append", default=[], metavar="HOST",
                         help="fetch http(s) image URLs from this host (repeatable; default: refuse all)")
+    limits.add_argument("--image-fetch-timeout", type=float, default=defaults.image_fetch_timeout_s,
+                        metavar="SECONDS", help="the whole fetch of one remote image, first byte to last")
     return parser
 
 
@@ -53,7 +61,9 @@ def serve_settings(args: argparse.Namespace) -> ServerSettings:
         max_body_bytes=int(args.max_body_mb * MIB), max_image_bytes=int(args.max_image_mb * MIB),
         max_image_pixels=args.max_image_pixels, max_images=args.max_images,
         max_tokens_limit=args.max_tokens_limit, default_max_tokens=default_max_tokens,
-        max_prompt_tokens=args.max_prompt_tokens, allowed_image_hosts=tuple(args.allow_image_host))
+        max_prompt_tokens=args.max_prompt_tokens, max_prompt_chars=args.max_prompt_chars,
+        max_stop_chars=args.max_stop_chars, allowed_image_hosts=tuple(args.allow_image_host),
+        image_fetch_timeout_s=args.image_fetch_timeout)
 
 
 def serve_main(argv: list[str]) -> int:

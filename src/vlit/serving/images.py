@@ -4,12 +4,18 @@ Every limit is checked before the work it guards: the encoded length before base
 the received size while fetching, the header's pixel count before decoding pixels (`vlit.data.reading.images`).
 Remote URLs are refused by default: fetching whatever a client names would let it make the server probe
 its own network. Redirects are not followed, since they could lead to a host nobody allowed.
+
+Remote images are fetched on the event loop (`fetch_images`, awaited before the request's blocking work) under
+one deadline for the whole fetch: httpx's timeouts are per read, which a host sending a byte now and then
+never trips. Decoding happens later, on a request thread, from the fetched bytes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
 import httpx
@@ -20,9 +26,14 @@ from vlit.serving.errors import APIError
 from vlit.serving.settings import ServerSettings
 
 
-def load_image_url(url: str, settings: ServerSettings, param: str) -> Image.Image:
-    """The RGB image a request's `image_url.url` names; APIError 400/413 naming `param` otherwise."""
-    data = decode_data_uri(url, settings, param) if url.startswith("data:") else fetch(url, settings, param)
+def load_image_url(url: str, settings: ServerSettings, param: str, fetched: Mapping[str, bytes]) -> Image.Image:
+    """The RGB image a request's `image_url.url` names; APIError 400/413 naming `param` otherwise. A remote
+    URL's bytes come from `fetched` (`fetch_images`), so this blocks on decoding only, never on a network."""
+    if url.startswith("data:"):
+        data = decode_data_uri(url, settings, param)
+    else:
+        check_remote(url, settings, param)
+        data = fetched[url]
     try:
         return decode_image(data, param, settings.max_image_pixels)
     except ImageTooLarge as e:
@@ -54,20 +65,39 @@ def decode_data_uri(url: str, settings: ServerSettings, param: str) -> bytes:
         raise APIError(400, f"{param}: the data URI is not valid base64", param, "invalid_image_url") from None
 
 
-def fetch(url: str, settings: ServerSettings, param: str) -> bytes:
-    """The body of an http(s) URL on an allowed host, read up to `max_image_bytes`."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
+def check_remote(url: str, settings: ServerSettings, param: str) -> None:
+    """An http(s) URL on an allowed host, or APIError 400 naming `param`."""
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        parts, host = None, ""
+    if parts is None or parts.scheme not in ("http", "https"):
         raise APIError(400, f"{param}: expected a data URI (data:image/png;base64,...) or an http(s) URL",
                        param, "invalid_image_url")
-    host = (parts.hostname or "").lower()
     if host not in settings.allowed_image_hosts:
         raise APIError(400, f"{param}: remote image URLs are refused (host {host!r} is not allowed; the server "
                             "can allow hosts with --allow-image-host); send the image as a base64 data URI",
                        param, "image_url_refused")
-    limit = settings.max_image_bytes
+
+
+async def fetch_images(urls: Sequence[tuple[str, str]], settings: ServerSettings) -> dict[str, bytes]:
+    """The bodies of the remote image URLs among `(param, url)` pairs (data URIs are skipped), by URL, each
+    fetched once; the first failure is an APIError naming its `param`."""
+    fetched: dict[str, bytes] = {}
+    for param, url in urls:
+        if not url.startswith("data:") and url not in fetched:
+            fetched[url] = await fetch(url, settings, param)
+    return fetched
+
+
+async def fetch(url: str, settings: ServerSettings, param: str) -> bytes:
+    """The body of an http(s) URL on an allowed host, read up to `max_image_bytes` within
+    `image_fetch_timeout_s` in all."""
+    check_remote(url, settings, param)
+    limit, timeout = settings.max_image_bytes, settings.image_fetch_timeout_s
     try:
-        with httpx.Client(timeout=settings.image_fetch_timeout_s, follow_redirects=False) as client, \
+        async with asyncio.timeout(timeout), httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client, \
                 client.stream("GET", url) as response:
             if response.status_code != 200:
                 moved = " (redirects are not followed)" if response.is_redirect else ""
@@ -77,14 +107,14 @@ def fetch(url: str, settings: ServerSettings, param: str) -> bytes:
             if declared.isdigit() and int(declared) > limit:
                 raise _too_large(param, limit)
             data = bytearray()
-            for piece in response.iter_bytes():
+            async for piece in response.aiter_bytes():
                 data += piece
                 if len(data) > limit:
                     raise _too_large(param, limit)
             return bytes(data)
-    except httpx.TimeoutException:
-        raise APIError(400, f"{param}: fetching the image timed out after {settings.image_fetch_timeout_s} s",
-                       param, "image_fetch_failed") from None
-    except httpx.HTTPError as e:
+    except (TimeoutError, httpx.TimeoutException):
+        raise APIError(400, f"{param}: fetching the image took longer than {timeout} s", param,
+                       "image_fetch_failed") from None
+    except (httpx.HTTPError, httpx.InvalidURL) as e:
         raise APIError(400, f"{param}: fetching the image failed ({type(e).__name__})", param,
                        "image_fetch_failed") from None

@@ -3,39 +3,105 @@
 Each `image_url` part becomes an `<image>` marker where it stands among the text parts (parts are joined
 with newlines, so `[image, text]` reads like LLaVA's `<image>\\nquestion`). Consecutive messages of one role
 are merged, as a chat template has no place for two user turns in a row.
+
+`check` holds the checks that cost next to nothing (options, text length, text that is not Unicode), so the
+API runs them before it fetches, decodes or tokenizes anything.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from PIL import Image
+from transformers import StopStringCriteria
 
 from vlit.data.conversation import IMAGE_TOKEN, Conversation, Turn
+from vlit.data.loading.processor import Example
 from vlit.errors import VlitError
 from vlit.inference.pipeline import GenerationOptions
 from vlit.inference.tasks import with_task
 from vlit.serving.errors import APIError
 from vlit.serving.images import load_image_url
-from vlit.serving.schema import ChatRequest, ImagePart, Message
+from vlit.serving.schema import ChatRequest, ImagePart, Message, TextPart
 from vlit.serving.settings import ServerSettings
+
+# torch's generators take any seed in this range (a 64-bit integer, signed or not); outside it they fail.
+SEED_RANGE = range(-(2**63), 2**64)
 
 
 @dataclass
 class Prepared:
-    """What the worker needs for one request, plus the size boxes are measured against."""
+    """What the worker needs for one request, plus the size boxes are measured against. `example` and
+    `stop_criterion` (the prompt tokenized, the stop strings compiled) are filled by `PromptEncoder`."""
 
     conversation: Conversation
     options: GenerationOptions
     image_size: tuple[int, int] | None
+    max_tokens_given: bool = False
+    """The client set `max_tokens` (or `max_completion_tokens`): the context must hold it, or the request is
+    refused; a default is lowered to what the context leaves instead."""
+    example: Example | None = None
+    stop_criterion: StopStringCriteria | None = None
 
 
-def prepare(request: ChatRequest, settings: ServerSettings) -> Prepared:
-    """Check, decode images and build the conversation (blocking: images may be fetched)."""
-    options = generation_options(request, settings)
-    conversation = to_conversation(request, settings)
+def prepare(request: ChatRequest, settings: ServerSettings, fetched: Mapping[str, bytes] | None = None
+            ) -> Prepared:
+    """Check, decode images and build the conversation (blocking). Remote images must be in `fetched`
+    (`vlit.serving.images.fetch_images` over `image_urls(request)`); data URIs are decoded here."""
+    options = check(request, settings)
+    conversation = to_conversation(request, settings, fetched or {})
     images = conversation.images
-    return Prepared(conversation, options, images[-1].size if images else None)
+    given = request.max_completion_tokens is not None or request.max_tokens is not None
+    return Prepared(conversation, options, images[-1].size if images else None, given)
+
+
+def check(request: ChatRequest, settings: ServerSettings) -> GenerationOptions:
+    """The generation options, once the text is checked: its length over all messages against
+    `max_prompt_chars`, and that it is Unicode a tokenizer can take (JSON lets `"\\ud800"` through)."""
+    options = generation_options(request, settings)
+    count = sum(isinstance(p, ImagePart) for m in request.messages if isinstance(m.content, list)
+                for p in m.content)
+    if count > settings.max_images:
+        raise APIError(400, f"messages: {count} images is over this server's limit of {settings.max_images} "
+                            "per request (--max-images)", "messages", "too_many_images")
+    texts = list(_texts(request))
+    chars = sum(len(text) for _, text in texts)
+    if chars > settings.max_prompt_chars:
+        raise APIError(400, f"messages: {chars} characters of text is over this server's limit of "
+                            f"{settings.max_prompt_chars} (--max-prompt-chars)", "messages",
+                       "string_above_max_length")
+    for param, text in texts:  # (stop strings and URLs, length-constrained, are refused by the schema already)
+        unicode_text(text, param)
+    return options
+
+
+def unicode_text(text: str, param: str) -> None:
+    """APIError 400 naming `param` for text with a lone UTF-16 surrogate (valid JSON, not valid Unicode)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise APIError(400, f"{param}: not valid Unicode text: a lone surrogate {text[e.start]!r} at character "
+                            f"{e.start}", param, "invalid_text") from None
+
+
+def _texts(request: ChatRequest) -> Iterator[tuple[str, str]]:
+    """(param, text) of every text in the messages."""
+    for i, message in enumerate(request.messages):
+        if isinstance(message.content, str):
+            yield f"messages[{i}].content", message.content
+            continue
+        for j, part in enumerate(message.content):
+            if isinstance(part, TextPart):
+                yield f"messages[{i}].content[{j}].text", part.text
+
+
+def image_urls(request: ChatRequest) -> list[tuple[str, str]]:
+    """(param, url) of the image parts of user messages (others are refused, never fetched)."""
+    return [(f"messages[{i}].content[{j}].image_url", part.image_url.url)
+            for i, message in enumerate(request.messages) if isinstance(message.content, list)
+            and message.role == "user"
+            for j, part in enumerate(message.content) if isinstance(part, ImagePart)]
 
 
 def generation_options(request: ChatRequest, settings: ServerSettings) -> GenerationOptions:
@@ -47,6 +113,13 @@ def generation_options(request: ChatRequest, settings: ServerSettings) -> Genera
     if max_tokens > settings.max_tokens_limit:
         raise APIError(400, f"{param}: {max_tokens} is over this server's limit of {settings.max_tokens_limit} "
                             "(--max-tokens-limit)", param)
+    if request.seed is not None and request.seed not in SEED_RANGE:
+        raise APIError(400, "seed: must be a 64-bit integer, from -2**63 to 2**64 - 1", "seed")
+    for i, stop in enumerate(request.stops):  # (a lone surrogate in one is refused by the schema already)
+        where = "stop" if isinstance(request.stop, str) else f"stop[{i}]"
+        if len(stop) > settings.max_stop_chars:
+            raise APIError(400, f"{where}: a stop string of {len(stop)} characters is over this server's limit "
+                                f"of {settings.max_stop_chars} (--max-stop-chars)", where)
     sampling = GenerationOptions.sampling(request.temperature, request.top_p)
     # A seed only matters when sampling; greedy requests that differ only in it still share a batch.
     seed = request.seed if sampling["do_sample"] else None
@@ -57,23 +130,20 @@ def generation_options(request: ChatRequest, settings: ServerSettings) -> Genera
         raise APIError(400, str(e)) from None
 
 
-def to_conversation(request: ChatRequest, settings: ServerSettings) -> Conversation:
+def to_conversation(request: ChatRequest, settings: ServerSettings, fetched: Mapping[str, bytes]) -> Conversation:
     messages = request.messages
-    count = sum(isinstance(p, ImagePart) for m in messages if isinstance(m.content, list) for p in m.content)
-    if count > settings.max_images:
-        raise APIError(400, f"messages: {count} images is over this server's limit of {settings.max_images} "
-                            "per request (--max-images)", "messages", "too_many_images")
     task = request.vlit.task if request.vlit is not None else None
-    turns: list[Turn] = []
+    runs: list[tuple[str, list[str]]] = []  # (role, texts) of consecutive messages of one role
     images: list[Image.Image] = []
     for i, message in enumerate(messages):
         role = "system" if message.role == "developer" else message.role
         last = i == len(messages) - 1
-        text = _content(message, f"messages[{i}]", images, settings, task if last else None)
-        if turns and turns[-1].role == role:
-            turns[-1] = Turn(role, f"{turns[-1].content}\n\n{text}")
+        text = _content(message, f"messages[{i}]", images, settings, fetched, task if last else None)
+        if runs and runs[-1][0] == role:
+            runs[-1][1].append(text)  # joined once below: joining as they come is quadratic in the messages
         else:
-            turns.append(Turn(role, text))
+            runs.append((role, [text]))
+    turns = [Turn(role, "\n\n".join(texts)) for role, texts in runs]
     conversation = Conversation(turns, images)
     try:
         conversation.check()
@@ -85,7 +155,7 @@ def to_conversation(request: ChatRequest, settings: ServerSettings) -> Conversat
 
 
 def _content(message: Message, where: str, images: list[Image.Image], settings: ServerSettings,
-             task: str | None) -> str:
+             fetched: Mapping[str, bytes], task: str | None) -> str:
     """The message's text with an image marker per image part; decoded images are appended to `images`."""
     parts = [message.content] if isinstance(message.content, str) else message.content
     pieces = []
@@ -94,7 +164,7 @@ def _content(message: Message, where: str, images: list[Image.Image], settings: 
         if isinstance(part, ImagePart):
             if message.role != "user":
                 raise APIError(400, f"{param}: only user messages may hold images", param)
-            images.append(load_image_url(part.image_url.url, settings, f"{param}.image_url"))
+            images.append(load_image_url(part.image_url.url, settings, f"{param}.image_url", fetched))
             pieces.append(IMAGE_TOKEN)
             continue
         text = part if isinstance(part, str) else part.text

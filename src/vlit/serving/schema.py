@@ -61,7 +61,7 @@ StopList = Annotated[list[StopString], Field(max_length=4)]
 
 class ChatRequest(_Lenient):
     model: str
-    messages: list[Message] = Field(min_length=1)
+    messages: list[Message] = Field(min_length=1, max_length=2048)  # OpenAI's limit
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
@@ -76,6 +76,47 @@ class ChatRequest(_Lenient):
     @property
     def stops(self) -> tuple[str, ...]:
         return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
+
+
+# ---- errors, as the OpenAPI schema documents them -----------------------------------------------------------
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: Literal["invalid_request_error", "server_error"]
+    param: str | None
+    """The request field at fault, as a path into the JSON body (`messages[0].content[1].image_url`)."""
+    code: str | None
+
+
+class ErrorResponse(BaseModel):
+    """Every error the server answers, in OpenAI's shape."""
+
+    error: ErrorDetail
+
+
+class Health(BaseModel):
+    status: Literal["ok", "not ready"]
+    model: str
+    waiting: int
+    stats: dict[str, int]
+
+
+ERRORS = {
+    400: "A request the model cannot answer: a field's value over a server limit, a conversation the chat template "
+         "cannot render, text that is not Unicode, a prompt longer than the model's context "
+         "(`context_length_exceeded`), an image that cannot be read or fetched.",
+    401: "A missing or wrong API key (when the server has one).",
+    404: "No such model.",
+    413: "The body, or an image in it, is over the server's size limits.",
+    422: "The body does not match this schema (`param` names the field).",
+    500: "An unexpected failure; the details are in the server's log, never in the answer.",
+    503: "The queue is full (`overloaded`) or the model is not ready (`not_ready`): retry later.",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict]:
+    """FastAPI `responses=` documenting `statuses` with the error body (and 500, which any route can give)."""
+    return {s: {"model": ErrorResponse, "description": ERRORS[s]} for s in sorted({*statuses, 500})}
 
 
 # ---- responses: plain dicts in OpenAI's field order -------------------------------------------------------
