@@ -23,6 +23,7 @@ from transformers import PreTrainedTokenizerBase
 
 from vlit.config import LLMConfig
 from vlit.errors import VlitError
+from vlit.untrusted import LOAD_ERRORS, NO_REMOTE_CODE, why_not_loaded
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +92,9 @@ def load_tokenizer(cfg: LLMConfig) -> PreTrainedTokenizerBase:
     else:
         name = llm_source(cfg)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name)
-    except OSError as e:
-        raise VlitError(f"llm.tokenizer: cannot load {name!r} ({str(e).splitlines()[0]})") from None
+        tokenizer = AutoTokenizer.from_pretrained(name, **NO_REMOTE_CODE)
+    except LOAD_ERRORS as e:
+        raise VlitError(f"llm.tokenizer: cannot load {name!r} ({why_not_loaded(e)})") from None
     if tokenizer.pad_token is None:
         # Padding is masked out everywhere, so any id works; eos is what LLaVA and transformers' docs use.
         tokenizer.pad_token = tokenizer.eos_token
@@ -119,6 +120,6 @@ def qformer_tokenizer(name: str | None = None) -> PreTrainedTokenizerBase:
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(name or minilm_path())
-    except OSError as e:
-        raise VlitError(f"connector.tokenizer: cannot load {name!r} ({str(e).splitlines()[0]})") from None
+        return AutoTokenizer.from_pretrained(name or minilm_path(), **NO_REMOTE_CODE)
+    except LOAD_ERRORS as e:
+        raise VlitError(f"connector.tokenizer: cannot load {name!r} ({why_not_loaded(e)})") from None

@@ -2,7 +2,8 @@
 
 Each subcommand is `main(argv) -> exit code` in its own module, imported only when called so that
 `vlit data stats` does not pay for importing the model stack. A `VlitError` anywhere becomes one line on
-stderr and exit code 2, never a traceback.
+stderr and exit code 2, never a traceback; so does a write the disk refuses (full, read-only, not allowed)
+wherever no closer handler said more.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 import warnings
 from collections.abc import Callable
 
+from vlit.disk import disk_trouble
 from vlit.errors import VlitError
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -56,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         return _load(COMMANDS[name][0])(rest)
     except VlitError as e:
         print(f"vlit {name}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        todo = disk_trouble(e)
+        if todo is None:
+            raise
+        print(f"vlit {name}: error: {e.filename or 'a file'}: {e.strerror}; {todo}", file=sys.stderr)
         return 2
     except SystemExit as e:  # argparse's usage errors, so in-process callers get a code too
         return e.code if isinstance(e.code, int) else 2

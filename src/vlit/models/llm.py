@@ -19,6 +19,7 @@ from vlit.assets import llm_source
 from vlit.config import LLMConfig, LoRAConfig
 from vlit.errors import VlitError
 from vlit.models.loading import load_pretrained_part
+from vlit.untrusted import LOAD_ERRORS, NO_REMOTE_CODE, why_not_loaded
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +85,9 @@ def llm_config(cfg: LLMConfig) -> PretrainedConfig:
             raw = {k: v for k, v in raw.items() if k not in ("model_type", "architectures", "auto_map")}
             config = AutoConfig.for_model(cfg.model_type, **raw)
         else:
-            config = AutoConfig.from_pretrained(cfg.name)
-    except (OSError, ValueError) as e:
-        raise VlitError(f"llm.name: cannot load {cfg.name!r} ({str(e).splitlines()[0]})") from None
+            config = AutoConfig.from_pretrained(cfg.name, **NO_REMOTE_CODE)
+    except LOAD_ERRORS as e:
+        raise VlitError(f"llm.name: cannot load {cfg.name!r} ({why_not_loaded(e)})") from None
     return getattr(config, "text_config", None) or config
 
 

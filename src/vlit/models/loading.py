@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from safetensors import SafetensorError
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.utils import logging as transformers_logging
 
 from vlit.errors import VlitError
+from vlit.untrusted import LOAD_ERRORS, why_not_loaded
 
 
 def load_pretrained_part(model_class: type[PreTrainedModel], name: str, config: PretrainedConfig,
@@ -30,8 +32,8 @@ def load_pretrained_part(model_class: type[PreTrainedModel], name: str, config: 
     try:
         model, info = model_class.from_pretrained(name, config=config, key_mapping=key_mapping or None,
                                                   output_loading_info=True, **kwargs)
-    except (OSError, ValueError) as e:
-        raise VlitError(f"{part}.name: cannot load {name!r} ({str(e).splitlines()[0]})") from None
+    except (*LOAD_ERRORS, SafetensorError) as e:  # a damaged safetensors file too: named, not a traceback
+        raise VlitError(f"{part}.name: cannot load {name!r} ({why_not_loaded(e)})") from None
     finally:
         if quiet:
             transformers_logging.set_verbosity(previous)

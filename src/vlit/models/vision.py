@@ -16,6 +16,7 @@ from vlit.config import VisionConfig
 from vlit.data.loading.transforms import ImageSpec
 from vlit.errors import VlitError
 from vlit.models.loading import load_pretrained_part
+from vlit.untrusted import LOAD_ERRORS, NO_REMOTE_CODE, why_not_loaded
 
 
 class VisionEncoder(nn.Module):
@@ -112,9 +113,9 @@ def load_vision(cfg: VisionConfig) -> VisionEncoder:
         if cfg.source in ("random", "stored"):
             config = AutoConfig.for_model(cfg.name, **cfg.random_config)
         else:
-            config = AutoConfig.from_pretrained(cfg.name)
-    except (OSError, ValueError) as e:
-        raise VlitError(f"vision.name: cannot load {cfg.name!r} ({str(e).splitlines()[0]})") from None
+            config = AutoConfig.from_pretrained(cfg.name, **NO_REMOTE_CODE)
+    except LOAD_ERRORS as e:
+        raise VlitError(f"vision.name: cannot load {cfg.name!r} ({why_not_loaded(e)})") from None
     # A full CLIP/SigLIP checkpoint holds a text tower too, and a LLaVA / BLIP-2 one an LLM: take the vision
     # half and its own model class.
     vision_config = getattr(config, "vision_config", config)

@@ -2,12 +2,15 @@
 
 A checkpoint folder holds the model (a loadable vlit checkpoint under `model/`), the optimizer and RNG
 tensors as safetensors (never pickles), and the scheduler, data position and counters as JSON. It is written
-under a temporary name and renamed into place, so a run killed mid-write leaves the previous one intact.
+under a temporary name, its manifest (sizes and SHA-256, `vlit.manifest`) last, and renamed into place, so a run
+killed mid-write, or a disk that fills, leaves the previous one intact. Resuming checks the manifests and falls back
+past a damaged checkpoint to the newest sound one.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import shutil
@@ -16,12 +19,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
-from vlit.models.saving import load_weights, read_checkpoint_config, save_model
+from vlit.disk import read_safetensors, save_safetensors, write_failed
+from vlit.errors import VlitError
+from vlit.manifest import MANIFEST_FILE, DamagedFolder, fsync, verify_manifest, write_manifest
+from vlit.models.saving import WEIGHTS_FILE, load_weights, read_checkpoint_config, save_model
 from vlit.models.vlm import VisionLanguageModel
 
+log = logging.getLogger(__name__)
+
 PREFIX = "step-"
+STATE_FILE = "trainer_state.json"
+FILES = [f"model/{MANIFEST_FILE}", "optimizer.safetensors", "optimizer.json", "rng.safetensors", STATE_FILE]
+"""What a checkpoint's manifest lists; `model/` has its own manifest, listed here by its hash."""
 
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -34,8 +44,8 @@ def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torc
 
 
 def _load_optimizer(optimizer: torch.optim.Optimizer, folder: Path) -> None:
-    tensors = load_file(folder / "optimizer.safetensors")
-    meta = json.loads((folder / "optimizer.json").read_text())
+    tensors = read_safetensors(folder / "optimizer.safetensors")
+    meta = _read_json(folder / "optimizer.json")
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         index, name = key.split(".", 1)
@@ -67,48 +77,98 @@ def save_checkpoint(run_dir: Path, step: int, model: VisionLanguageModel, optimi
                     scheduler: Any, trainer_state: dict, trained: list[str], keep_last: int,
                     state: dict[str, torch.Tensor] | None = None) -> Path:
     """Write `run_dir/checkpoints/step-N` atomically and keep only the newest `keep_last`; `state`: the full
-    weights when the model's own are sharded."""
+    weights when the model's own are sharded. A failed write (a full disk, a read-only folder) removes its
+    temporary folder and is one line saying what to do; the checkpoints before it are untouched."""
     root = run_dir / "checkpoints"
     final = root / f"{PREFIX}{step:08d}"
     tmp = root / f".{final.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_model(model, tmp / "model", trained=trained, state=state)
-    tensors, meta = _optimizer_tensors(optimizer)
-    save_file(tensors, tmp / "optimizer.safetensors")
-    (tmp / "optimizer.json").write_text(json.dumps(meta))
-    rng_tensors, rng_plain = rng_state()
-    save_file(rng_tensors, tmp / "rng.safetensors")
-    state = {**trainer_state, "rng": rng_plain, "scheduler": scheduler.state_dict(), "trained": trained}
-    (tmp / "trainer_state.json").write_text(json.dumps(state))
-    _fsync_tree(tmp)
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        save_model(model, tmp / "model", trained=trained, state=state)
+        tensors, meta = _optimizer_tensors(optimizer)
+        save_safetensors(tensors, tmp / "optimizer.safetensors")
+        (tmp / "optimizer.json").write_text(json.dumps(meta))
+        rng_tensors, rng_plain = rng_state()
+        save_safetensors(rng_tensors, tmp / "rng.safetensors")
+        state = {**trainer_state, "rng": rng_plain, "scheduler": scheduler.state_dict(), "trained": trained}
+        (tmp / STATE_FILE).write_text(json.dumps(state))
+        write_manifest(tmp, FILES)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        fsync(root)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        previous = latest_checkpoint(run_dir)
+        then = (f"rerun with --resume: it continues from {previous.name}, which is untouched" if previous
+                else "rerun (no earlier checkpoint to resume from)")
+        raise write_failed("the checkpoint", final, e, then, scratch=tmp) from None
     for old in sorted(p for p in root.glob(f"{PREFIX}*") if p.is_dir())[:-keep_last]:
-        shutil.rmtree(old)
+        try:
+            shutil.rmtree(old)
+        except OSError as e:  # the new checkpoint is in place: an old one left behind costs space, not work
+            log.warning("%s: cannot remove this old checkpoint (%s); training goes on", old, e.strerror)
     return final
-
-
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.rglob("*"):
-        if path.is_file():
-            with open(path, "rb") as f:
-                os.fsync(f.fileno())
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
     """The newest complete checkpoint (temporary folders of a killed write are ignored)."""
-    found = sorted(p for p in (run_dir / "checkpoints").glob(f"{PREFIX}*") if (p / "trainer_state.json").exists())
+    found = _complete(run_dir)
     return found[-1] if found else None
 
 
+def _complete(run_dir: Path) -> list[Path]:
+    return sorted(p for p in (run_dir / "checkpoints").glob(f"{PREFIX}*") if (p / STATE_FILE).exists())
+
+
+def verify_checkpoint(folder: Path) -> None:
+    """Check a checkpoint against its manifests (its own and its model's); `DamagedFolder` names the first file
+    missing, cut short or changed. One written before manifests existed is only checked for its files."""
+    if verify_manifest(folder):
+        verify_manifest(folder / "model")
+        return
+    log.debug("%s: no %s (written before vlit wrote manifests); resuming from it unverified", folder, MANIFEST_FILE)
+    for name in ("model/config.json", f"model/{WEIGHTS_FILE}", *FILES[1:]):
+        if not (folder / name).is_file():
+            raise DamagedFolder(folder / name, "missing")
+
+
+def resume_checkpoint(run_dir: Path) -> Path | None:
+    """The newest checkpoint that verifies, each newer damaged one skipped with a warning naming its file and
+    fault; None when the run has none yet. A run whose checkpoints are all damaged is one line naming each."""
+    faults = []
+    for folder in reversed(_complete(run_dir)):
+        try:
+            verify_checkpoint(folder)
+        except DamagedFolder as e:
+            log.warning("%s; checkpoint %s is damaged, trying the one before it", e, folder.name)
+            faults.append(str(e))
+            continue
+        if faults:
+            log.warning("resuming from %s, the newest checkpoint that verifies", folder.name)
+        return folder
+    if faults:
+        raise VlitError(f"{run_dir / 'checkpoints'}: no checkpoint to resume from verifies ({'; '.join(faults)}); "
+                        "train afresh without --resume, or into another --out")
+    return None
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise VlitError(f"{path}: missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise VlitError(f"{path}: unreadable ({e})") from None
+
+
 def read_trainer_state(folder: Path) -> dict:
-    return json.loads((folder / "trainer_state.json").read_text())
+    return _read_json(folder / STATE_FILE)
 
 
 def restore_model(folder: Path, model: VisionLanguageModel) -> None:
     _, meta = read_checkpoint_config(folder / "model")
-    load_weights(model, folder / "model" / "model.safetensors", meta["stored_parts"])
+    load_weights(model, folder / "model" / WEIGHTS_FILE, meta["stored_parts"])
 
 
 def restore_training(folder: Path, optimizer: torch.optim.Optimizer | None, scheduler: Any) -> dict:
@@ -118,5 +178,5 @@ def restore_training(folder: Path, optimizer: torch.optim.Optimizer | None, sche
     if optimizer is not None:
         _load_optimizer(optimizer, folder)
         scheduler.load_state_dict(state["scheduler"])
-    set_rng_state(load_file(folder / "rng.safetensors"), state["rng"])
+    set_rng_state(read_safetensors(folder / "rng.safetensors"), state["rng"])
     return state

@@ -21,6 +21,7 @@ from vlit.data.loading.batch import Batch
 from vlit.data.loading.batching import padding_fraction
 from vlit.data.loading.processor import Processor
 from vlit.data.prompting.chat_templates import chat_template
+from vlit.disk import write_failed
 from vlit.errors import VlitError
 from vlit.models.build import build_model
 from vlit.models.feature_cache import FeatureCache, encoder_key
@@ -32,6 +33,7 @@ from vlit.training.checkpoint import (
     read_trainer_state,
     restore_model,
     restore_training,
+    resume_checkpoint,
     save_checkpoint,
 )
 from vlit.training.report import MetricsLog, plot_loss
@@ -92,7 +94,7 @@ class Trainer:
         # Started from a checkpoint (an import, an earlier run): its weights, and its stored parts are stored
         # again by this run (they cannot be rebuilt from a reference).
         initial = load_init(model, cfg.model.init_from) if cfg.model.init_from else []
-        checkpoint = latest_checkpoint(self.out) if resume else None
+        checkpoint = resume_checkpoint(self.out) if resume else None
         state = read_trainer_state(checkpoint) if checkpoint else {}
         if checkpoint:
             restore_model(checkpoint, model)
@@ -116,8 +118,12 @@ class Trainer:
         final = self.out / "model"
         full = self._full_state()
         if acc.is_main_process:
-            save_model(model, final, trained=trained, state=full,
-                       extra={"trained_parts": trained})
+            try:
+                save_model(model, final, trained=trained, state=full, extra={"trained_parts": trained})
+            except OSError as e:
+                last = latest_checkpoint(self.out)
+                raise write_failed("the final model", final, e, f"rerun with --resume: it writes the model again "
+                                   f"from {last.name if last else 'the last checkpoint'}") from None
             rows = metrics.rows()
             if rows:
                 plot_loss(rows, self.out / "loss.png", f"{self.out.name}: training loss")
@@ -165,27 +171,30 @@ class Trainer:
                    dynamic_ncols=True)
         window = {"loss": 0.0, "samples": 0, "tokens": 0, "steps": 0, "wait": 0.0, "padding": [],
                   "start": time.perf_counter()}
-        while step < total:
-            loss = self._step(wrapped, prepared_optimizer, stage, batches, cache if use_cache else None, window)
-            scheduler.step()
-            step += 1
-            global_step += 1
-            window["loss"] += loss
-            window["steps"] += 1
-            bar.update(1)
-            if step % cfg.train.log_every == 0 or step == total:
-                self._log(metrics, stage, step, global_step, scheduler, window, bar)
-            if step == total or (cfg.train.save_every and step % cfg.train.save_every == 0):
-                acc.wait_for_everyone()
-                full = self._full_state()
-                if acc.is_main_process:
-                    trainer_state = {"stage_index": index if step < total else index + 1, "stage_step":
-                                     step if step < total else 0, "global_step": global_step,
-                                     "data": batches.state if step < total else None}
-                    save_checkpoint(self.out, global_step, model, optimizer, scheduler, trainer_state,
-                                    sorted(set(trained) | set(stage.train)), cfg.train.keep_last, full)
-                acc.wait_for_everyone()
-        bar.close()
+        # Closed however the stage ends, so that an error is printed on a line of its own.
+        try:
+            while step < total:
+                loss = self._step(wrapped, prepared_optimizer, stage, batches, cache if use_cache else None, window)
+                scheduler.step()
+                step += 1
+                global_step += 1
+                window["loss"] += loss
+                window["steps"] += 1
+                bar.update(1)
+                if step % cfg.train.log_every == 0 or step == total:
+                    self._log(metrics, stage, step, global_step, scheduler, window, bar)
+                if step == total or (cfg.train.save_every and step % cfg.train.save_every == 0):
+                    acc.wait_for_everyone()
+                    full = self._full_state()
+                    if acc.is_main_process:
+                        trainer_state = {"stage_index": index if step < total else index + 1, "stage_step":
+                                         step if step < total else 0, "global_step": global_step,
+                                         "data": batches.state if step < total else None}
+                        save_checkpoint(self.out, global_step, model, optimizer, scheduler, trainer_state,
+                                        sorted(set(trained) | set(stage.train)), cfg.train.keep_last, full)
+                    acc.wait_for_everyone()
+        finally:
+            bar.close()
         batches.close()
         acc.free_memory()
         return global_step

@@ -275,3 +275,22 @@ def test_every_command_takes_an_imported_checkpoint(tmp_path, llava_hf, red_imag
     assert cli(["ask", "--checkpoint", str(tmp_path / "ckpt"), "--image", str(tmp_path / "red.png"),
                 "--max-new-tokens", "3", "What is it?"]) == 0
     assert cli(["export", "--checkpoint", str(tmp_path / "ckpt"), "--out", str(tmp_path / "hf")]) == 0
+
+
+def test_an_import_carries_a_manifest_and_a_full_disk_is_one_line(tmp_path, llava_hf, monkeypatch, capsys):
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    from vlit.manifest import verify_manifest
+
+    import_checkpoint(str(llava_hf), tmp_path / "ckpt")
+    assert verify_manifest(tmp_path / "ckpt")
+
+    def full(tensors, filename, metadata=None):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    assert cli(["import", str(llava_hf), "--out", str(tmp_path / "full")]) == 2
+    assert capsys.readouterr().err == (f"vlit import: error: {tmp_path / 'full'}: cannot write the imported "
+                                       "checkpoint (No space left on device); free space on that disk (or write "
+                                       "elsewhere), then run vlit import again\n")

@@ -144,15 +144,19 @@ def import_checkpoint(source: str, out: str | Path, copy: bool = False, **option
     """Convert `source` and write the vlit checkpoint folder `out`. With `copy`, the local folders the
     checkpoint references (tower, LLM) are copied into `out/base/` and referenced from there (`./base/...`,
     relative to the checkpoint), so the folder stands alone."""
+    from vlit.disk import write_failed
     from vlit.models.saving import write_checkpoint
 
     imported = convert(source, **options)
     check_fits(imported)
     out = Path(out)
-    if copy:
-        imported.config = _copy_referenced(imported.config, out)
-    write_checkpoint(out, imported.config, imported.weights, imported.parts,
-                     extra={"imported_from": str(source), "imported_format": imported.format})
+    try:
+        if copy:
+            imported.config = _copy_referenced(imported.config, out)
+        write_checkpoint(out, imported.config, imported.weights, imported.parts,
+                         extra={"imported_from": str(source), "imported_format": imported.format})
+    except OSError as e:
+        raise write_failed("the imported checkpoint", out, e, "run vlit import again") from None
     return imported
 
 
