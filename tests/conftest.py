@@ -71,3 +71,42 @@ def checkpoint(_debug_built, tmp_path_factory) -> Path:
 @pytest.fixture
 def red_image() -> Image.Image:
     return Image.new("RGB", (40, 30), (220, 20, 20))
+
+
+@pytest.fixture
+def special_files(tmp_path: Path):
+    """Paths no reader may read, each with the reason it is refused for (by its type, before a byte is read):
+    a link to /dev/zero (reading it never ends), a FIFO (opening it waits for a writer), a directory.
+
+    The FIFO has a writer waiting in a thread, so a reader that opened it anyway would see end of file and
+    fail its test instead of blocking the whole run; the writer is released at teardown."""
+    import os
+    import threading
+
+    folder = tmp_path / "special"
+    folder.mkdir()
+    zero = folder / "zero.png"
+    zero.symlink_to("/dev/zero")
+    fifo = folder / "fifo.png"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: open(fifo, "wb").close(), daemon=True)
+    writer.start()
+    directory = folder / "folder.png"
+    directory.mkdir()
+    yield {zero: "not a regular file (a character device, via a link to /dev/zero)",
+           fifo: "not a regular file (a FIFO)", directory: "not a regular file (a directory)"}
+    released = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # lets a still waiting writer's open() return
+    writer.join()
+    os.close(released)
+
+
+@pytest.fixture
+def sparse_file(tmp_path: Path):
+    """`sparse_file(name, size)`: a file of `size` zero bytes that takes no disk space (`truncate`)."""
+    def make(name: str, size: int) -> Path:
+        path = tmp_path / name
+        with open(path, "wb") as f:
+            f.truncate(size)
+        return path
+
+    return make

@@ -103,3 +103,9 @@ def test_missing_required_field_and_null_for_required_value():
         from_dict(Config, {"stages": [{"data": {"datasets": []}, "train": ["connector"], "lr": {}}]})
     with pytest.raises(ConfigError, match="train: a value is required|train: expected a list"):
         from_dict(StageConfig, {"name": "s", "data": {}, "train": None, "lr": {}})
+
+
+def test_a_config_that_is_no_regular_file_is_refused(special_files):
+    for path in special_files:
+        with pytest.raises(ConfigError, match=f"^{path}: not a regular file$"):
+            load_yaml(Config, path)

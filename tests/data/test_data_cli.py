@@ -94,3 +94,19 @@ def test_console_script_prints_one_line_and_fails(folder: Path) -> None:
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"vlit data: error: {path}:1:") and "invalid JSON" in lines[0]
+
+
+def test_validate_refuses_a_data_file_that_is_no_regular_file(special_files, capsys: pytest.CaptureFixture) -> None:
+    for path, reason in special_files.items():
+        assert main(["data", "validate", str(path)]) == 2
+        assert capsys.readouterr().err == f"vlit data: error: {path}: {reason}\n"
+
+
+def test_validate_names_each_special_image_in_one_line(folder: Path, special_files,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    rows = [GOOD, *({**GOOD, "id": str(i), "image": str(p)} for i, p in enumerate(special_files))]
+    path = _jsonl(folder / "d.jsonl", rows)
+    assert main(["data", "validate", str(path)]) == 1
+    out = capsys.readouterr().out
+    for line, (image, reason) in enumerate(special_files.items(), start=2):
+        assert f"{path}:{line}: image: {image}: {reason}\n" in out

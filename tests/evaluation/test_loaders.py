@@ -265,3 +265,12 @@ def test_vlit_dataset(tmp_path: Path) -> None:
     assert [t.role for t in dialogue] == ["user", "assistant", "user"]
     assert dialogue[-1].content == f"What shape?\n{SHORT}"
     assert metric_for("vqa")(["Three."], [samples[3]])["vqa_accuracy"] == 1.0
+
+
+def test_an_image_size_is_not_read_from_a_special_file(special_files):
+    from vlit.evaluation.samples import image_size
+
+    for path, reason in special_files.items():
+        with pytest.raises(VlitError) as caught:
+            image_size(str(path), "refs.jsonl:1")
+        assert str(caught.value).startswith(f"refs.jsonl:1: image {path}: {reason} (its size is needed")

@@ -173,3 +173,9 @@ def test_temperature_zero_means_greedy(temperature, top_p, expected):
     options = generation_options(args)
     assert {k: options[k] for k in expected} == expected
     assert ("temperature" in options) == expected["do_sample"]
+
+
+def test_ask_refuses_an_image_that_is_no_regular_file_in_one_line(checkpoint, special_files, capsys):
+    for path, reason in special_files.items():
+        assert main(["ask", "--checkpoint", str(checkpoint), "--image", str(path), "q"]) == 2
+        assert capsys.readouterr().err == f"vlit ask: error: {path}: {reason}\n"

@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 
+import pytest
 import torch
 from PIL import Image
 
@@ -75,3 +76,15 @@ def test_threads_share_one_encoding(debug_model, red_image):
     for t in threads:
         t.join()
     assert calls == [1] and (cache.hits, cache.misses) == (3, 1)
+
+
+def test_a_special_file_is_keyed_and_refused_without_being_read(debug_model, special_files, sparse_file):
+    from vlit.data.reading.images import ImageError
+
+    model, processor = debug_model
+    cache = FeatureCache(model, processor, 8)
+    huge = sparse_file("huge.png", (64 << 20) + 1)  # hashing it would read 64 MiB of zeros
+    for path in [*special_files, huge]:
+        assert image_key(str(path)) == f"refused:{path}"
+        with pytest.raises(ImageError, match=f"^{path}: "):
+            cache.features([str(path)])

@@ -28,3 +28,51 @@ def test_a_run_folder_the_disk_refuses_is_one_line(train_config, tmp_path, monke
     assert main(["train", "debug", f"data.root={train_config.data.root}", "data.build=null", "--out", str(out)]) == 2
     assert capsys.readouterr().err == (f"vlit train: error: {out / 'config.yaml'}: Read-only file system; make the "
                                        "folder writable (or write elsewhere)\n")
+
+
+def _recipe(tmp_path, data_file: str, on_bad_row: str):
+    """A one-stage debug recipe training on `data_file` in `tmp_path`."""
+    from vlit.config import Config, load_yaml, save_yaml
+
+    cfg = load_yaml(Config, "debug", ["data.build=null", f"data.root={tmp_path}", "stages.0.steps=2",
+                                      "stages.0.batch_size=2", f"stages.0.data.on_bad_row={on_bad_row}",
+                                      f"train.cache_dir={tmp_path / 'features'}", "train.num_workers=0"])
+    cfg.stages = cfg.stages[:1]
+    cfg.stages[0].data.datasets = cfg.stages[0].data.datasets[:1]
+    cfg.stages[0].data.datasets[0].path = data_file
+    cfg.stages[0].data.datasets[0].style = "as_is"
+    save_yaml(cfg, tmp_path / "recipe.yaml")
+    return tmp_path / "recipe.yaml"
+
+
+def _rows(tmp_path, images: list[str]) -> str:
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), (10, 200, 10)).save(tmp_path / "good.png")
+    qa = [{"from": "human", "value": "<image>\nWhat colour?"}, {"from": "gpt", "value": "Green."}]
+    rows = [{"id": str(i), "image": image, "conversations": qa} for i, image in enumerate(images)]
+    rows += [{"id": "x", "conversations": "not a list"}, {"id": "y", "image": "good.png"}]
+    (tmp_path / "rows.json").write_text(json.dumps(rows))
+    return "rows.json"
+
+
+def test_skip_trains_on_the_good_rows_and_names_the_bad(tmp_path, special_files, capsys, caplog):
+    bad = [str(p) for p in special_files] + ["missing.png"]
+    recipe = _recipe(tmp_path, _rows(tmp_path, ["good.png"] * 3 + bad), "skip")
+    assert main(["train", str(recipe), "--out", str(tmp_path / "run")]) == 0
+    assert (tmp_path / "run" / "model").is_dir()
+    skipped = [r.getMessage() for r in caplog.records if r.getMessage().endswith("(row skipped)")]
+    assert len(skipped) == 6 and all(f"{tmp_path / 'rows.json'}[" in line for line in skipped)
+    assert any("skipped 6 bad row(s) (image: 4, missing: 1, type: 1)" in r.getMessage() for r in caplog.records)
+
+
+def test_a_bad_data_or_image_file_stops_training_in_one_line(tmp_path, special_files, capsys):
+    fifo = tmp_path / "special" / "fifo.png"  # as the data file itself: refused before it is opened
+    assert main(["train", str(_recipe(tmp_path, str(fifo), "skip")), "--out", str(tmp_path / "run")]) == 2
+    assert f"vlit train: error: {fifo}: not a regular file (a FIFO)\n" in capsys.readouterr().err
+    zero, reason = next(iter(special_files.items()))  # as an image, in fail mode: stops at its batch
+    recipe = _recipe(tmp_path, _rows(tmp_path, ["good.png", str(zero)]), "fail")
+    (tmp_path / "rows.json").write_text(json.dumps(json.loads((tmp_path / "rows.json").read_text())[:2]))
+    assert main(["train", str(recipe), "--out", str(tmp_path / "run2")]) == 2
+    # (the progress bar, also on stderr, may share the line the error starts on)
+    assert f"vlit train: error: {zero}: {reason}\n" in capsys.readouterr().err

@@ -44,6 +44,8 @@ class MixtureConfig:
     merge_qa: bool = False
     """LLaVA's merge of all QA rows of one image into one multi-turn row."""
     on_bad_row: Literal["fail", "skip"] = "fail"
+    """`fail` stops at the first bad row (its one line); `skip` names each bad row in one line (the first 20 per
+    dataset, then counts), trains on the rest, and stops only when a dataset has no good row left."""
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -206,6 +206,8 @@ def recipe_path(name: str | Path) -> Path:
 def load_yaml(cls: type[T], path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> T:
     """Read a YAML config file (or bundled recipe name) into `cls`; errors name the file and the field."""
     path = recipe_path(path)
+    if path.exists() and not path.is_file():  # a folder, or a FIFO or device that would block or never end
+        raise ConfigError(f"{path}: not a regular file")
     try:
         data = load_text(path.read_text()) or {}
     except FileNotFoundError:

@@ -7,7 +7,6 @@ a built quickstart folder (every dataset of its manifest), or a single vlit data
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,8 @@ from vlit.config.loader import load_text
 from vlit.config.model import StyleName
 from vlit.data.loading.transforms import ImageSpec
 from vlit.data.prompting.tasks import SCORABLE_TYPES, task_spec
+from vlit.data.reading.fields import read_json
+from vlit.data.reading.files import read_text
 from vlit.data.reading.rows import iter_raw_rows
 from vlit.errors import VlitError
 from vlit.evaluation.badrows import collecting_bad_rows
@@ -134,10 +135,9 @@ def quickstart_benchmarks(root: Path, max_samples: int | None = None,
                           names: list[str] | None = None) -> list[BenchmarkConfig]:
     """Every scorable test split of a quickstart build, with the manifest's held-in / held-out split."""
     manifest_path = root / "manifest.json"
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except FileNotFoundError:
-        raise VlitError(f"{root}: no manifest.json (build it with `vlit data build quickstart --out {root}`)") from None
+    if not manifest_path.exists():
+        raise VlitError(f"{root}: no manifest.json (build it with `vlit data build quickstart --out {root}`)")
+    manifest = read_json(manifest_path)  # refuses a FIFO or device, names bad JSON
     out = []
     for entry in manifest["datasets"]:
         if entry["task"] not in SCORABLE_TYPES or "test" not in entry["files"]:
@@ -187,7 +187,7 @@ def resolve_benchmarks(items: list[str], max_samples: int | None = None) -> list
 
 def _from_yaml(path: Path, max_samples: int | None) -> list[BenchmarkConfig]:
     try:
-        data = load_text(path.read_text())
+        data = load_text(read_text(path))
     except (OSError, yaml.YAMLError) as e:
         raise VlitError(f"{path}: cannot read benchmark list ({str(e).splitlines()[0]})") from None
     items = data.get("benchmarks") if isinstance(data, dict) else data

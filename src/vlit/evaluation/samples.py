@@ -20,7 +20,7 @@ from vlit.data.prompting.templates import TaskRecord
 from vlit.data.reading.fields import expect as expect  # re-exported: the loaders import them from here
 from vlit.data.reading.fields import field_of as field_of
 from vlit.data.reading.fields import read_json as read_json
-from vlit.data.reading.images import resolve_image_path
+from vlit.data.reading.images import ImageError, check_image_file, resolve_image_path
 from vlit.errors import VlitError
 
 EvalTask = MetricName
@@ -79,13 +79,15 @@ def image_path(root: str | Path | None, ref: str) -> str:
 
 
 def image_size(path: str, where: str) -> tuple[int, int]:
-    """(width, height) from the image file's header (no pixels decoded)."""
+    """(width, height) from the image file's header (no pixels decoded); a FIFO or device is refused before
+    it is opened (`check_image_file`)."""
     try:
+        check_image_file(path)
         with Image.open(path) as image:
             return image.size
-    except FileNotFoundError:
-        raise VlitError(f"{where}: image {path}: no such file (its size is needed to read predicted boxes; "
-                        "give width and height in the row or fix the image root)") from None
+    except ImageError as e:
+        raise VlitError(f"{where}: image {e} (its size is needed to read predicted boxes; give width and height "
+                        "in the row or fix the image root)") from None
     except (UnidentifiedImageError, OSError) as e:
         raise VlitError(f"{where}: image {path}: cannot read its size ({e})") from None
 

@@ -31,6 +31,7 @@ from vlit.config import ModelConfig, to_dict
 from vlit.data.conversation import ImageRef
 from vlit.data.loading.processor import Processor
 from vlit.data.loading.transforms import ImageSpec
+from vlit.data.reading.files import IMAGE_FILE_LIMIT, FileRefused, open_regular, regular_file
 from vlit.data.reading.images import resolve_image_path
 from vlit.models.vlm import VisionLanguageModel
 
@@ -55,10 +56,11 @@ def image_key(ref: ImageRef, root: Path | None = None) -> str:
         return h.hexdigest()
     path = resolve_image_path(ref, root)
     try:
-        stat = path.stat()
-    except OSError:
+        # Checked before hashing reads it: a link to /dev/zero would never end, a FIFO never start.
+        stat = regular_file(path, IMAGE_FILE_LIMIT)
+    except FileRefused:
         # Loading will fail with a clear ImageError naming the file; the key only needs to be distinct.
-        return f"missing:{path}"
+        return f"refused:{path}"
     return _file_sha1(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
 
 
@@ -66,7 +68,8 @@ def image_key(ref: ImageRef, root: Path | None = None) -> str:
 def _file_sha1(path: str, size: int, mtime_ns: int) -> str:
     """The sha1 of a file's bytes, memoised by (path, size, mtime): an edited file gets a new key. Bounded, so
     a 665k-image dataset does not keep every path in memory (a re-hash costs one read of the file)."""
-    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+    with open_regular(path, IMAGE_FILE_LIMIT) as f:
+        return hashlib.file_digest(f, "sha1").hexdigest()
 
 
 def encode_images(model: VisionLanguageModel, processor: Processor, images: Sequence[ImageRef]) -> torch.Tensor:

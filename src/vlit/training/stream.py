@@ -37,7 +37,7 @@ class StageStream:
         self.datasets = load_mixture(stage.data, root, processor.image_spec)
         self.sampler = MixtureSampler.from_config(stage.data, {n: len(d) for n, d in self.datasets.items()})
         log.info("stage %s: %s", stage.name, self.sampler.describe())
-        self.dataset = DrawDataset(self.datasets, processor, "left", with_pixels)
+        self.dataset = DrawDataset(self.datasets, processor, "left", with_pixels, stage.data.on_bad_row)
         global_batch = stage.batch_size * world_size
         if group_by_length:
             batches = LengthGroupedBatches(self.sampler, self.dataset.length, self.dataset.multimodal,

@@ -31,6 +31,9 @@ ROWS = [
 
 
 def _file(tmp_path: Path, rows: list, name: str = "d.jsonl") -> Path:
+    for image in ("a.png", "b.png"):  # skip mode checks that each row's image file is there
+        if not (tmp_path / image).exists():
+            Image.new("RGB", (2, 2)).save(tmp_path / image)
     path = tmp_path / name
     path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
     return path
@@ -170,3 +173,51 @@ def test_a_merged_row_renders_all_its_records_and_drops_whole_when_a_crop_loses_
         crop = load_dataset(cfg, image_spec=ImageSpec(100, (0.5,) * 3, (0.5,) * 3, "crop"))
     assert [crop.get(i).id for i in range(len(crop))] == ["in"]
     assert any("row m" in r.getMessage() and "falls outside" in r.getMessage() for r in caplog.records)
+
+
+BAD_ROWS = [  # the kinds `vlit data validate` reports, each with the reason skip mode names it by
+    ({"id": "b0", "image": "a.png"}, "conversations: missing"),
+    ({"id": "b1", "image": "a.png", "conversations": "hi"}, "conversations: expected a list, got str"),
+    ({"id": "b2", "image": "gone.png", "conversations": ROWS[0]["conversations"]},
+     "image: {root}/gone.png: no such file"),
+    ({"id": "b3", "conversations": [{"from": "gpt", "value": "x"}, {"from": "human", "value": "y"}]},
+     "conversations[0].from: expected human, got gpt"),
+    ({"id": "b4", "image": 5, "conversations": ROWS[0]["conversations"]},
+     "image: expected a non-empty path or a non-empty list of paths, got 5"),
+    ({"id": "b5", "conversations": [{"from": ["human"], "value": "x"}, {"from": "gpt", "value": "y"}]},
+     "conversations[0].from: unknown role ['human'] (expected human, gpt or system)"),
+    ({"id": "b6", "image": "special/zero.png", "conversations": ROWS[0]["conversations"]},
+     "image: {root}/special/zero.png: not a regular file (a character device, via a link to /dev/zero)"),
+    ({"id": "b7", "image": "special/fifo.png", "conversations": ROWS[0]["conversations"]},
+     "image: {root}/special/fifo.png: not a regular file (a FIFO)"),
+]
+
+
+def test_skip_trains_on_the_good_rows_of_a_mostly_bad_file(tmp_path: Path, special_files,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    good = [ROWS[i % len(ROWS)] | {"id": f"g{i}"} for i in range(6)]
+    rows = [row for pair in zip(good + [None, None], [r for r, _ in BAD_ROWS], strict=True) for row in pair
+            if row is not None]
+    path = _file(tmp_path, rows, "d.json")
+    with caplog.at_level(logging.WARNING):
+        ds = load_dataset(DatasetConfig("d", path.name), root=tmp_path, on_bad_row="skip")
+    assert [c.id for c in ds.conversations] == [f"g{i}" for i in range(6)]
+    lines = [f"{path}:{2 * i + 2 if i < 6 else 13 + i - 6}: {reason.format(root=tmp_path)}"
+             for i, (_, reason) in enumerate(BAD_ROWS)]
+    assert [str(e) for e in ds.skipped] == lines
+    logged = [r.getMessage() for r in caplog.records]
+    assert logged[:8] == [f"d: {line} (row skipped)" for line in lines]
+    assert logged[8] == (f"d: skipped 8 bad row(s) (image: 3, missing: 1, order: 1, role: 1, type: 2) of {path}, "
+                         "6 kept")
+
+
+def test_fail_mode_does_not_stat_images_at_load(tmp_path: Path) -> None:
+    path = _file(tmp_path, [ROWS[0] | {"image": "gone.png"}])
+    assert len(load_dataset(DatasetConfig("d", str(path)), on_bad_row="fail")) == 1  # found when it is encoded
+
+
+def test_a_data_file_that_is_no_regular_file_is_refused(special_files) -> None:
+    for path, reason in special_files.items():
+        with pytest.raises(VlitError) as caught:
+            load_dataset(DatasetConfig("d", str(path)), on_bad_row="skip")
+        assert str(caught.value) == f"{path}: {reason}"

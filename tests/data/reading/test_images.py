@@ -53,7 +53,7 @@ def test_not_an_image(tmp_path: Path) -> None:
 
 
 def test_directory_is_not_a_file(tmp_path: Path) -> None:
-    _assert_fails(tmp_path, "not a file")
+    _assert_fails(tmp_path, "not a regular file (a directory)")
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
@@ -173,3 +173,32 @@ def test_load_image_resolves_against_root_and_passes_images_through(tmp_path: Pa
     assert _pixel(load_image(grey)) == (9, 9, 9)
     with pytest.raises(ImageError, match="no such file"):
         load_image("sub/b.png", tmp_path)
+
+
+# ---- what is no image file is refused by its type and size before a byte is read
+
+
+def test_special_files_are_refused_before_reading(special_files) -> None:
+    for path, reason in special_files.items():
+        _assert_fails(path, reason)
+        with pytest.raises(ImageError) as caught:
+            load_image(path.name, root=path.parent)
+        assert str(caught.value) == f"{path}: {reason}"
+
+
+def test_a_file_over_the_size_limit_is_refused_unread(sparse_file, monkeypatch) -> None:
+    from vlit.data.reading.images import ImageTooLarge
+
+    path = sparse_file("huge.png", (64 << 20) + 1)
+    with pytest.raises(ImageTooLarge) as caught:
+        open_image(path)
+    assert str(caught.value) == (f"{path}: 64.0 MiB is over the limit of 64 MiB for an image file "
+                                 "(setting VLIT_MAX_IMAGE_MB)")
+    monkeypatch.setenv("VLIT_MAX_IMAGE_MB", "65")
+    _assert_fails(path, "not an image")  # within the raised limit it is read (zeros: no image format)
+
+
+def test_a_link_to_a_good_image_opens(tmp_path: Path) -> None:
+    path = _png(tmp_path, _noise())
+    (tmp_path / "link.png").symlink_to(path)
+    assert open_image(tmp_path / "link.png").size == (32, 24)

@@ -157,3 +157,10 @@ def test_evaluation_questions(tmp_path: Path) -> None:
     _write(path, [{"image": "x.jpg", "text": "?"}], jsonl=True)
     with pytest.raises(RowError, match=rf"{path}:1: question_id: missing"):
         read_questions(path)
+
+
+@pytest.mark.parametrize("role", [["human"], {"a": 1}, 3, None])
+def test_a_role_of_the_wrong_type_is_a_problem_not_a_crash(role) -> None:
+    row = {"conversations": [{"from": role, "value": "hi"}, {"from": "gpt", "value": "a"}]}
+    with pytest.raises(RowError, match=r"^r: conversations\[0\]\.from: unknown role "):
+        parse_row(row, "r")

@@ -145,3 +145,27 @@ def test_task_records_are_checked_as_a_prompt_style_reads_them(folder: Path) -> 
         f"{path}:4: tasks: expected a non-empty list of task records",
     ]
     assert report.by_kind() == {"task": 3}
+
+
+@pytest.mark.parametrize("open_images", [True, False])
+def test_special_and_oversized_image_files_are_named_without_reading(folder: Path, special_files, sparse_file,
+                                                                     open_images: bool) -> None:
+    huge = sparse_file("huge.png", (64 << 20) + 1)
+    (folder / "empty.png").write_bytes(b"")
+    images = [*special_files, huge, folder / "empty.png"]
+    path = folder / "d.jsonl"
+    path.write_text("".join(json.dumps(_qa(str(i), image=str(p))) + "\n" for i, p in enumerate(images)))
+    report = validate_file(path, open_images=open_images)
+    assert report.bad_rows == len(images) and report.by_kind() == {"image": len(images)}
+    reasons = [*special_files.values(), "64.0 MiB is over the limit of 64 MiB for an image file (setting "
+               "VLIT_MAX_IMAGE_MB)", "empty file"]
+    for i, (problem, image, reason) in enumerate(zip(report.problems, images, reasons, strict=True)):
+        assert str(problem) == f"{path}:{i + 1}: image: {image}: {reason}"
+
+
+def test_a_special_data_file_is_refused(special_files) -> None:
+    from vlit.errors import VlitError
+
+    for path in special_files:
+        with pytest.raises(VlitError, match="not a regular file"):
+            validate_file(path)

@@ -18,10 +18,11 @@ from PIL import Image
 
 from vlit.config.data import DatasetConfig, MixtureConfig
 from vlit.data.conversation import IMAGE_TOKEN, Conversation, ImageRef, Turn
+from vlit.data.loading.skipped import SkippedRows
 from vlit.data.loading.transforms import ImageSpec
-from vlit.data.reading.images import load_image, resolve_image_path
+from vlit.data.reading.images import ImageError, check_image_file, load_image, resolve_image_path
 from vlit.data.reading.llava import parse_row
-from vlit.data.reading.rows import RowError, iter_raw_rows
+from vlit.data.reading.rows import Problem, RowError, iter_raw_rows
 from vlit.errors import VlitError
 
 log = logging.getLogger(__name__)
@@ -86,8 +87,32 @@ class LoadedDataset:
         return "\n".join(lines + [f"  {e}" for e in self.skipped])
 
 
-def _read_rows(path: Path, max_rows: int | None,
-               on_bad_row: str) -> tuple[list[Conversation], list[RowError]]:
+class _ImageFiles:
+    """Skip mode's check of a row's images when the file is read: each distinct path `stat`ed once (regular,
+    non-empty, within the size limit), not decoded; a corrupt image is found when its batch is encoded."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._seen: dict[str, str | None] = {}  # path -> its error; dropped once the file is read
+
+    def problem(self, row: Conversation) -> Problem | None:
+        refs = [ref for ref in row.images if not isinstance(ref, Image.Image)]
+        for i, ref in enumerate(refs):
+            path = str(resolve_image_path(ref, self.root))
+            if path not in self._seen:
+                try:
+                    check_image_file(path)
+                    self._seen[path] = None
+                except ImageError as e:
+                    self._seen[path] = str(e)
+            error = self._seen[path]
+            if error is not None:
+                return Problem("image" if len(refs) == 1 else f"image[{i}]", "image", error)
+        return None
+
+
+def _read_rows(path: Path, max_rows: int | None, on_bad_row: str,
+               images: _ImageFiles) -> tuple[list[Conversation], list[RowError]]:
     rows: list[Conversation] = []
     skipped: list[RowError] = []
     for raw in iter_raw_rows(path):
@@ -96,7 +121,11 @@ def _read_rows(path: Path, max_rows: int | None,
         try:
             if raw.error is not None:
                 raise raw.error
-            rows.append(parse_row(raw.value, raw.where))
+            row = parse_row(raw.value, raw.where)
+            problem = images.problem(row) if on_bad_row == "skip" else None
+            if problem is not None:
+                raise RowError(raw.where, problem)
+            rows.append(row)
         except RowError as e:
             if on_bad_row == "fail":
                 raise
@@ -134,9 +163,11 @@ def load_dataset(cfg: DatasetConfig, root: Path | None = None, on_bad_row: str =
     """Read `cfg.path` (relative to `root`, the config's data root; so is a relative `image_root`).
 
     `on_bad_row="fail"` raises on the first bad row; `"skip"` keeps every valid row and records the rest in
-    `skipped` (and logs them). `max_rows` counts valid rows, before any merge. `image_spec` is the model's
-    image input: restyled rows name their boxes on its padded or cropped square (None: on the original
-    image), and a row whose box a crop cuts away is dropped with a warning naming it.
+    `skipped` (and logs them, `vlit.data.loading.skipped`); it also refuses a row whose image file is missing,
+    no regular file, empty or over the size limit (one `stat` per distinct image). `max_rows` counts valid
+    rows, before any merge. `image_spec` is the model's image input: restyled rows name their boxes on its
+    padded or cropped square (None: on the original image), and a row whose box a crop cuts away is dropped
+    with a warning naming it.
     """
     if on_bad_row not in ("fail", "skip"):
         raise VlitError(f"on_bad_row: {on_bad_row!r} is not one of 'fail', 'skip'")
@@ -144,9 +175,12 @@ def load_dataset(cfg: DatasetConfig, root: Path | None = None, on_bad_row: str =
     # A data file resolves against the data root as an image does against its image root.
     path = resolve_image_path(cfg.path, root)
     image_root = resolve_image_path(cfg.image_root, root) if cfg.image_root is not None else path.parent
-    rows, skipped = _read_rows(path, cfg.max_rows, on_bad_row)
+    rows, skipped = _read_rows(path, cfg.max_rows, on_bad_row, _ImageFiles(image_root))
     if skipped:
-        log.warning("%s: skipped %d bad row(s) of %s, first: %s", cfg.name, len(skipped), path, skipped[0])
+        report = SkippedRows(cfg.name)
+        for error in skipped:
+            report.add(str(error), error.problem.kind)
+        log.warning("%s of %s, %d kept", report.summary(), path, len(rows))
     if restyle is not None:
         rows = _inside_frame(rows, cfg.name, image_spec)
     if not rows:

@@ -13,22 +13,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from vlit.data.reading.files import JSON_FILE_LIMIT, read_text
 from vlit.errors import VlitError
 
 T = TypeVar("T")
 
 
 def read_json(path: str | Path) -> Any:
-    """A whole JSON file; a missing file or bad JSON raises naming the file (and line)."""
+    """A whole JSON file; a missing file, one that is no regular file or is over the JSON size limit
+    (`vlit.data.reading.files`), or bad JSON raises naming the file (and line)."""
     path = Path(path)
-    if not path.is_file():
-        raise VlitError(f"{path}: no such file")
     try:
-        return json.loads(path.read_text(encoding="utf-8-sig"))
+        return json.loads(read_text(path, JSON_FILE_LIMIT))
     except json.JSONDecodeError as e:
         raise VlitError(f"{path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
-    except UnicodeDecodeError as e:
-        raise VlitError(f"{path}: not UTF-8 text (byte {e.start})") from None
 
 
 def expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:

@@ -2,21 +2,26 @@
 
 Real datasets hold rotated phone photos (EXIF orientation), transparent PNGs and palettes, CMYK JPEGs, 16-bit
 scans, truncated downloads and files that are not images at all. Everything is decoded here, so a bad file
-fails when it is opened (naming the file), never later inside a collate function or a worker.
+fails when it is opened (naming the file), never later inside a collate function or a worker. What is not a
+regular file (a folder, a FIFO, a link to /dev/zero) or is over the image file size limit is refused before a
+byte of it is read (`vlit.data.reading.files`).
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import os
 import struct
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from vlit.data.conversation import ImageRef
+from vlit.data.reading.files import IMAGE_FILE_LIMIT, FileRefused, FileTooLarge, open_regular, regular_file
 from vlit.errors import VlitError
 
 log = logging.getLogger(__name__)
@@ -27,20 +32,29 @@ ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 
 
 class ImageError(VlitError):
-    """An image file that is missing, empty, too large, truncated, corrupt or not an image."""
+    """An image file that is missing, no regular file, empty, too large, truncated, corrupt or not an image."""
 
 
 class ImageTooLarge(ImageError):
-    """An image over the pixel limit: a server answers it differently (413) from a broken one (400)."""
+    """An image over the pixel or file size limit: a server answers it differently (413) from a broken one
+    (400)."""
 
 
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise ImageError(f"{path}: no such file")
-    if not path.is_file():
-        raise ImageError(f"{path}: not a file")
-    if path.stat().st_size == 0:
+def check_image_file(path: str | Path) -> os.stat_result:
+    """Refuse, before reading a byte, what cannot be an image file: missing, no regular file (a folder, a FIFO,
+    a device such as a link to /dev/zero: reading one would block or never end), empty, or over the image file
+    size limit (`IMAGE_FILE_LIMIT`, named in the error). Costs one `stat`, which it returns."""
+    try:
+        status = regular_file(path, IMAGE_FILE_LIMIT)
+    except FileRefused as e:
+        raise _image_error(e) from None
+    if status.st_size == 0:
         raise ImageError(f"{path}: empty file")
+    return status
+
+
+def _image_error(error: FileRefused) -> ImageError:
+    return (ImageTooLarge if isinstance(error, FileTooLarge) else ImageError)(str(error))
 
 
 def _first_line(error: BaseException) -> str:
@@ -60,12 +74,18 @@ def _upright(name: str, image: Image.Image) -> Image.Image:
 def open_image(path: str | Path, max_pixels: int = PIL_MAX_PIXELS) -> Image.Image:
     """Decode a whole image file into an upright RGB image.
 
-    The pixel count from the header is checked against `max_pixels` before any pixel is decoded. Pillow's own
-    guard still refuses images above 2 * `PIL.Image.MAX_IMAGE_PIXELS`; raise that too for larger limits.
+    The file is checked first (`check_image_file`: a regular file within the size limit). The pixel count from
+    the header is checked against `max_pixels` before any pixel is decoded. Pillow's own guard still refuses
+    images above 2 * `PIL.Image.MAX_IMAGE_PIXELS`; raise that too for larger limits.
     """
     path = Path(path)
-    _check_file(path)
-    return _decode(path, str(path), max_pixels)
+    check_image_file(path)
+    try:
+        file = open_regular(path, IMAGE_FILE_LIMIT)  # checks the opened file again: it may have been swapped
+    except FileRefused as e:
+        raise _image_error(e) from None
+    with file:
+        return _decode(file, str(path), max_pixels)
 
 
 def decode_image(data: bytes, name: str, max_pixels: int = PIL_MAX_PIXELS) -> Image.Image:
@@ -75,7 +95,7 @@ def decode_image(data: bytes, name: str, max_pixels: int = PIL_MAX_PIXELS) -> Im
     return _decode(io.BytesIO(data), name, max_pixels)
 
 
-def _decode(source: Path | io.BytesIO, name: str, max_pixels: int) -> Image.Image:
+def _decode(source: BinaryIO, name: str, max_pixels: int) -> Image.Image:
     try:
         with warnings.catch_warnings():
             # Our limit replaces Pillow's warning; the warning would otherwise repeat for every large image.

@@ -55,8 +55,8 @@ def _turn_problems(index: int, turn: Any) -> list[Problem]:
     role, value = turn.get("from"), turn.get("value")
     if "from" not in turn:
         problems.append(Problem(f"{field}.from", "missing", "missing"))
-    elif role not in ROLE_FROM_LLAVA:
-        problems.append(Problem(f"{field}.from", "role", f"unknown role {role!r} (expected human, gpt or "
+    elif not isinstance(role, str) or role not in ROLE_FROM_LLAVA:  # a list or object is unhashable
+        problems.append(Problem(f"{field}.from", "role", f"unknown role {repr(role)[:60]} (expected human, gpt or "
                                                          "system)"))
     if "value" not in turn:
         problems.append(Problem(f"{field}.value", "missing", "missing"))

@@ -13,7 +13,7 @@ from typing import Any
 
 from vlit.data.conversation import IMAGE_TOKEN, Conversation
 from vlit.data.prompting.templates import row_tasks
-from vlit.data.reading.images import ImageError, open_image, resolve_image_path
+from vlit.data.reading.images import ImageError, check_image_file, open_image, resolve_image_path
 from vlit.data.reading.llava import row_images, row_problems
 from vlit.data.reading.rows import Problem, iter_raw_rows
 from vlit.errors import VlitError
@@ -72,10 +72,11 @@ class _ImageChecker:
         return self._seen[path]
 
     def _check(self, path: Path) -> str | None:
-        if not self.open_images:
-            return None if path.is_file() else f"{path}: no such file"
         try:
-            open_image(path).close()
+            if self.open_images:
+                open_image(path).close()
+            else:
+                check_image_file(path)
         except ImageError as e:
             return str(e)
         return None
