@@ -9,10 +9,8 @@ import errno
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -34,17 +32,6 @@ def _command(train_config, out: Path, *extra: str) -> list[str]:
             "--out", str(out), *extra]
 
 
-def _kill_after_checkpoint(cmd: list[str], out: Path, step: int) -> None:
-    target = out / "checkpoints" / f"step-{step:08d}" / "trainer_state.json"
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 180
-    while not target.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert target.exists(), "the run never wrote the checkpoint to be killed after"
-
-
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
     return load_file(folder / "model" / "model.safetensors")
 
@@ -52,11 +39,11 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
 @pytest.mark.slow
 # Mid stage 1, the stage boundary, mid stage 2; and with DataLoader workers, which prefetch past the checkpoint.
 @pytest.mark.parametrize("kill_after, workers", [(3, None), (6, None), (9, None), (3, 2), (9, 2)])
-def test_sigkill_and_resume_is_bit_identical(train_config, tmp_path, kill_after, workers):
+def test_sigkill_and_resume_is_bit_identical(train_config, tmp_path, kill_after, workers, kill_after_checkpoint):
     reference = Trainer(train_config, tmp_path / "reference").run()
     resumed = tmp_path / "resumed"
     extra = [] if workers is None else [f"train.num_workers={workers}"]
-    _kill_after_checkpoint(_command(train_config, resumed, *extra), resumed, kill_after)
+    kill_after_checkpoint(_command(train_config, resumed, *extra), resumed, kill_after)
     subprocess.run(_command(train_config, resumed, *extra, "--resume"), check=True, capture_output=True)
     expected, got = _weights(reference.parent), _weights(resumed)
     assert expected.keys() == got.keys()

@@ -28,21 +28,10 @@ def _command(cfg, out, *extra):
 
 
 @pytest.mark.slow
-def test_debug_t5_killed_and_resumed_is_bit_identical(t5_config, tmp_path):
-    import os
-    import signal
-    import time
-
+def test_debug_t5_killed_and_resumed_is_bit_identical(t5_config, tmp_path, kill_after_checkpoint):
     reference = Trainer(t5_config, tmp_path / "reference").run()
     resumed = tmp_path / "resumed"
-    target = resumed / "checkpoints" / f"step-{9:08d}" / "trainer_state.json"  # mid stage 2 (LoRA, per sample)
-    proc = subprocess.Popen(_command(t5_config, resumed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 180
-    while not target.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert target.exists(), "the run never wrote the checkpoint to be killed after"
+    kill_after_checkpoint(_command(t5_config, resumed), resumed, 9)  # mid stage 2 (LoRA, per-sample loss)
     subprocess.run(_command(t5_config, resumed, "--resume"), check=True, capture_output=True)
     expected = load_file(reference / "model.safetensors")
     got = load_file(resumed / "model" / "model.safetensors")
