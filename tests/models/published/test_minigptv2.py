@@ -17,7 +17,8 @@ from transformers import AutoTokenizer, Blip2VisionConfig, Blip2VisionModel, Lla
 from vlit.assets import smollm2_folder
 from vlit.errors import VlitError
 from vlit.models.build import build_model
-from vlit.models.published.minigptv2 import convert_minigptv2, looks_like_minigptv2, read_eva
+from vlit.models.published.eva import read_eva
+from vlit.models.published.minigptv2 import convert_minigptv2, looks_like_minigptv2
 from vlit.models.saving import load_model, write_checkpoint
 from vlit.models.vision import load_vision
 

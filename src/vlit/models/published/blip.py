@@ -19,9 +19,15 @@ import re
 from pathlib import Path
 
 from vlit.config import LLMConfig, ModelConfig, QFormerConnectorConfig, VisionConfig
-from vlit.data.conversation import IMAGE_TOKEN
 from vlit.errors import VlitError
-from vlit.models.published.common import check_covered, dtype_of, preprocessor, read_json, resize_rule
+from vlit.models.published.common import (
+    check_covered,
+    check_image_token,
+    dtype_of,
+    preprocessor,
+    read_json,
+    resize_rule,
+)
 from vlit.models.published.files import read_state_dict, weight_names
 from vlit.models.published.imported import Imported
 
@@ -92,9 +98,5 @@ def _image_token_note(source: Path, index: int | None) -> str | None:
     it. Any other token at that id is an error."""
     if index is None:
         return "no image_token_index: vlit adds <image> to the tokenizer (its row is never read or generated)"
-    from transformers import AutoTokenizer
-
-    token = AutoTokenizer.from_pretrained(source).convert_ids_to_tokens(int(index))
-    if token != IMAGE_TOKEN:
-        raise VlitError(f"{source}: image token id {index} is {token!r}, not {IMAGE_TOKEN!r}")
+    check_image_token(source, index)
     return None

@@ -10,7 +10,7 @@ from typing import Any
 from vlit.config.checkpoint import read_json
 from vlit.errors import VlitError
 
-__all__ = ["check_covered", "dtype_of", "preprocessor", "read_json", "resize_rule"]
+__all__ = ["check_covered", "check_image_token", "dtype_of", "name_keys", "preprocessor", "read_json", "resize_rule"]
 
 DTYPE_NAMES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
@@ -43,9 +43,25 @@ def dtype_of(config: dict[str, Any], override: str | None) -> str:
     return {"float16": "bfloat16"}.get(name, DTYPE_NAMES.get(name, "float32"))
 
 
+def name_keys(keys: list[str]) -> str:
+    """The first three weight names and how many more: what an error shows of a long list."""
+    more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
+    return ", ".join(keys[:3]) + more
+
+
 def check_covered(source: Path, names: list[str], owners: dict[str, str]) -> None:
     """Every weight of `source` belongs to a known part (regex -> part); any other is an error naming it."""
     unknown = [n for n in names if not any(re.match(pattern, n) for pattern in owners)]
     if unknown:
-        more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
-        raise VlitError(f"{source}: unexpected weights for this layout: {', '.join(unknown[:3])}{more}")
+        raise VlitError(f"{source}: unexpected weights for this layout: {name_keys(unknown)}")
+
+
+def check_image_token(source: Path, index: int) -> None:
+    """The folder's image token id must be vlit's `<image>` in its tokenizer, so that id is reused unchanged."""
+    from transformers import AutoTokenizer
+
+    from vlit.data.conversation import IMAGE_TOKEN
+
+    token = AutoTokenizer.from_pretrained(source, trust_remote_code=False).convert_ids_to_tokens(int(index))
+    if token != IMAGE_TOKEN:
+        raise VlitError(f"{source}: image token id {index} is {token!r}, not {IMAGE_TOKEN!r}")

@@ -15,9 +15,15 @@ from pathlib import Path
 import torch
 
 from vlit.config import LLMConfig, MLPConnectorConfig, ModelConfig, VisionConfig
-from vlit.data.conversation import IMAGE_TOKEN
 from vlit.errors import VlitError
-from vlit.models.published.common import check_covered, dtype_of, preprocessor, read_json, resize_rule
+from vlit.models.published.common import (
+    check_covered,
+    check_image_token,
+    dtype_of,
+    preprocessor,
+    read_json,
+    resize_rule,
+)
 from vlit.models.published.files import read_state_dict, weight_names
 from vlit.models.published.imported import Imported
 
@@ -121,12 +127,6 @@ def is_projector_file(state_names: list[str]) -> bool:
 
 
 def _check_image_token(source: Path, index: int | None) -> None:
-    """The folder's image token must be vlit's `<image>`, so the tokenizer's id is reused unchanged."""
     if index is None:
         raise VlitError(f"{source / 'config.json'}: no image_token_index")
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    token = tokenizer.convert_ids_to_tokens(int(index))
-    if token != IMAGE_TOKEN:
-        raise VlitError(f"{source}: image token id {index} is {token!r}, not {IMAGE_TOKEN!r}")
+    check_image_token(source, index)
