@@ -110,3 +110,21 @@ def sparse_file(tmp_path: Path):
         return path
 
     return make
+
+
+def _train_lora(model, std: float = 0.02, seed: int = 0):
+    """Give the LoRA adapters trained-looking weights (B != 0; fresh ones change nothing), in place."""
+    import torch
+
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(std=std)
+    return model
+
+
+@pytest.fixture(scope="session")
+def train_lora():
+    """`train_lora(model, std=0.02, seed=0)`: trained-looking LoRA adapters, so merging and exporting them count."""
+    return _train_lora

@@ -19,15 +19,11 @@ CANDIDATES = ["red", "dark blue", "a green bag", "7"]
 
 
 @pytest.fixture(scope="module")
-def t5():
+def t5(train_lora):
     from vlit.models.build import build_model
 
     model, processor = build_model(load_yaml(Config, "debug-t5").model)
-    torch.manual_seed(1)
-    with torch.no_grad():  # LoRA B != 0 and a trained-looking connector: every part counts
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(std=0.05)
+    train_lora(model, std=0.05, seed=1)  # LoRA B != 0: every part counts
     return model.eval(), processor
 
 

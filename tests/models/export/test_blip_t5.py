@@ -26,15 +26,11 @@ PAIRS = [("What colour is this picture?", "red"), ("Describe the image briefly."
 
 
 @pytest.fixture(scope="module", params=[True, False], ids=["instructblip-t5", "blip2-t5"])
-def exported(request, blip_t5_model_config, tmp_path_factory):
+def exported(request, blip_t5_model_config, tmp_path_factory, train_lora):
     """(model, processor, folder, transformers class) with trained-looking LoRA adapters (B != 0)."""
     model, processor = build_model(blip_t5_model_config(request.param))
     assert model.seq2seq
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for name, p in model.llm.named_parameters():
-            if "lora_B" in name:
-                p.normal_(std=0.02)
+    train_lora(model.llm)
     model.eval()
     folder, model_class = export_model(model, processor, tmp_path_factory.mktemp("blip-t5") / "hf")
     assert model_class == CLASSES[request.param].__name__
