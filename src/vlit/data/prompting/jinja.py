@@ -87,8 +87,8 @@ def _print(text: str, indent: str) -> str:
 
 def own_template_form(system: str | None, template: str) -> str:
     """An LLM's own chat template, taking part lists and vlit's system prompt: a preamble rewrites `messages`
-    as `LLMOwnTemplate.render` passes them (content as text, an empty system message dropped, `system` first
-    when the messages have none), then the template itself runs unchanged."""
+    as `LLMOwnTemplate.render` (own_template.py) passes them (content as text, an empty system message dropped,
+    `system` first when the messages have none), then the template itself runs unchanged."""
     baked = (
         '{%- if not (messages and messages[0]["role"] == "system") -%}\n'
         '  {%- set ns.messages = [{"role": "system", "content": ' + literal(system) + "}] + ns.messages -%}\n"
