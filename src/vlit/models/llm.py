@@ -50,7 +50,11 @@ def load_llm(cfg: LLMConfig) -> PreTrainedModel:
             config = AutoConfig.for_model(cfg.name, **cfg.random_config)
         except ValueError as e:
             raise VlitError(f"llm.name: {e}") from None
-        return _auto_class(config).from_config(config, dtype=dtype, **kwargs)
+        try:
+            return _auto_class(config).from_config(config, dtype=dtype, **kwargs)
+        except (ValueError, RuntimeError, TypeError) as e:  # e.g. a negative width: the config, not vlit
+            reason = str(e).splitlines()[0]
+            raise VlitError(f"llm.random_config: cannot build a {cfg.name!r} model ({reason})") from None
     name = llm_source(cfg)
     if cfg.source == "packaged":
         return AutoModelForCausalLM.from_pretrained(name, dtype=dtype, **kwargs)

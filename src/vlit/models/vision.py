@@ -127,7 +127,11 @@ def load_vision(cfg: VisionConfig) -> VisionEncoder:
             f"vision.image_size: {cfg.name!r} takes {vision_config.image_size} px, not {cfg.image_size}"
         )
     if cfg.source in ("random", "stored"):
-        model = model_class(vision_config)
+        try:
+            model = model_class(vision_config)
+        except (ValueError, RuntimeError, TypeError) as e:  # e.g. a negative width: the config, not vlit
+            reason = str(e).splitlines()[0]
+            raise VlitError(f"vision.random_config: cannot build a {cfg.name!r} model ({reason})") from None
         # CLIP's statistics: BLIP-2's EVA (and so MiniGPT-v2's) normalises with them too.
         spec = ImageSpec(vision_config.image_size, tuple(OPENAI_CLIP_MEAN), tuple(OPENAI_CLIP_STD), cfg.resize)
     else:
