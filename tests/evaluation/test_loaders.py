@@ -258,7 +258,7 @@ def test_vlit_dataset(tmp_path: Path) -> None:
     # as_is keeps the row's own (instructblip) question; the answer is gone
     assert samples[0].conversation.turns == [t for t in samples[0].conversation.turns if t.role == "user"]
     assert samples[0].conversation.turns[0].content == rows[0]["conversations"][0]["value"]
-    assert samples[0].meta == {"task_type": "multiple_choice", "dataset": "scenes_mix"}
+    assert samples[0].meta == {"task_type": "multiple_choice", "alternatives": True, "dataset": "scenes_mix"}
     llava = load_vlit_dataset(path, style="llava15", types=keep)
     assert _user_text(llava[0]) == f"<image>\nWhat is shown?\nA. bag\nB. shirt\nC. boot\n{LETTER}"
     dialogue = llava[6].conversation.turns

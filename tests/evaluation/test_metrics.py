@@ -201,3 +201,16 @@ def test_metric_table_names_every_eval_task_and_every_benchmarks_metric():
     assert {name: METRICS[name].headline for name in EVAL_TASKS} == {
         "vqa": "vqa_accuracy", "multiple_choice": "accuracy", "classification": "accuracy", "yes_no": "accuracy",
         "caption": "cider", "refer": "accuracy", "open": None}
+
+
+def test_alternatives_of_one_answer_score_any_match_in_full():
+    """A vlit-built row's answers are alternatives ("1", "one"): under the VQA formula a match on both would be
+    worth 1/3, as if two of ten people had said it."""
+    from vlit.evaluation.metrics import vqa_metrics
+    from vlit.evaluation.samples import EvalSample
+
+    voted = EvalSample("v", None, "vqa", ["1", "one"])  # type: ignore[arg-type]
+    built = EvalSample("b", None, "vqa", ["1", "one"], meta={"alternatives": True})  # type: ignore[arg-type]
+    assert vqa_metrics(["1"], [voted])["vqa_accuracy"] == pytest.approx(1 / 3)
+    assert vqa_metrics(["one"], [built])["vqa_accuracy"] == 1.0
+    assert vqa_metrics(["2"], [built])["vqa_accuracy"] == 0.0

@@ -168,7 +168,8 @@ def _built_sample(row: Conversation, record: TaskRecord, task: EvalTask, style: 
         conversation = Conversation(row.turns[:last + 1], list(row.images), row.id)
     else:
         conversation = question_conversation(record, style, image, row.id, seed, frame)
-    meta: dict[str, Any] = {"task_type": record.type}
+    # A task record's answers are alternatives of one answer (its first is the training target), not votes.
+    meta: dict[str, Any] = {"task_type": record.type, "alternatives": True}
     if "dataset" in row.meta:
         meta["dataset"] = row.meta["dataset"]
     references: list[Any] = list(record.answers)
@@ -179,6 +180,8 @@ def _built_sample(row: Conversation, record: TaskRecord, task: EvalTask, style: 
     elif task == "refer":
         references = [tuple(b) for b in record.boxes]
         meta["image_size"] = tuple(record.image_size)
+        if record.phrase:
+            meta["phrase"] = record.phrase  # what is referred to, for a drawing of the boxes
     return EvalSample(row.id, conversation, task, references, list(record.options), meta)
 
 

@@ -92,10 +92,15 @@ def _mean(values: Sequence[float]) -> float:
 
 def vqa_metrics(predictions: Sequence[str], samples: Sequence[EvalSample]) -> dict[str, float]:
     """`vqa_accuracy` and `exact_match`, plus `vqa_accuracy:<answer type>` when samples carry
-    `meta["answer_type"]` (VQAv2's yes/no, number, other), as the official tool reports them."""
+    `meta["answer_type"]` (VQAv2's yes/no, number, other), as the official tool reports them. A sample whose
+    references are alternatives of one answer (`meta["alternatives"]`, vlit's own datasets) scores 1 on a match
+    with any of them."""
     _check(predictions, samples, "vqa")
     pairs = list(zip(predictions, samples, strict=True))
-    scores = [vqa_accuracy(p, s.references) for p, s in pairs]
+    # A vlit-built row lists alternative phrasings of its one answer ("1", "one"), not ten people's answers:
+    # any of them is right, where the VQA formula would give a match on two of them 1/3.
+    scores = [exact_match(p, s.references) if s.meta.get("alternatives") else vqa_accuracy(p, s.references)
+              for p, s in pairs]
     matched = [exact_match(p, s.references) for p, s in pairs]
     out = {"vqa_accuracy": _mean(scores), "exact_match": _mean(matched)}
     by_type: dict[str, list[float]] = defaultdict(list)
@@ -198,15 +203,25 @@ class MetricSpec:
     scale: float = 100.0
     """The headline times this is the number the papers print: 100 for fractions (accuracy, CIDEr, a relative
     score); 1 for a number already in the paper's units (MME's summed score)."""
+    per_sample: bool = False
+    """The headline is the mean over samples of the metric applied to each sample alone (accuracy, VQA
+    accuracy): it then gets a 95% interval from those per-sample scores (`vlit.evaluation.intervals`). F1,
+    CIDEr, ROC-AUC and circular accuracy are not such means."""
+
+    def sample_scores(self, predictions: Sequence[str], samples: Sequence[EvalSample]) -> list[float] | None:
+        """Each sample's own headline score, for a `per_sample` metric; else None."""
+        if not self.per_sample or self.score is None or self.headline is None:
+            return None
+        return [float(self.score([p], [s])[self.headline]) for p, s in zip(predictions, samples, strict=True)]
 
 
 METRICS: dict[str, MetricSpec] = {
-    "vqa": MetricSpec(vqa_metrics, "vqa_accuracy"),
-    "multiple_choice": MetricSpec(multiple_choice_metrics, "accuracy"),
-    "classification": MetricSpec(classification_metrics, "accuracy"),
-    "yes_no": MetricSpec(yes_no_metrics, "accuracy"),
+    "vqa": MetricSpec(vqa_metrics, "vqa_accuracy", per_sample=True),
+    "multiple_choice": MetricSpec(multiple_choice_metrics, "accuracy", per_sample=True),
+    "classification": MetricSpec(classification_metrics, "accuracy", per_sample=True),
+    "yes_no": MetricSpec(yes_no_metrics, "accuracy", per_sample=True),
     "caption": MetricSpec(caption_metrics, "cider"),
-    "refer": MetricSpec(refer_metrics, "accuracy"),
+    "refer": MetricSpec(refer_metrics, "accuracy", per_sample=True),
     "open": MetricSpec(None, None),
     "pope": MetricSpec(pope_metrics, "f1"),
     "refcoco": MetricSpec(refcoco_metrics, "accuracy"),

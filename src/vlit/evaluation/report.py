@@ -1,5 +1,6 @@
 """The comparison table: checkpoints as rows, benchmarks as columns grouped held-in then held-out, each with
-its average, as InstructBLIP's zero-shot tables are laid out; then the papers' averages over several benchmarks
+its average, as InstructBLIP's zero-shot tables are laid out (a headline that is a mean over samples with its 95%
+interval beside it, `vlit.evaluation.intervals`); then the papers' averages over several benchmarks
 (`Suite.pooled`). Each cell is the benchmark's headline as the papers print it (x 100; MME's sum as is); below
 the run's rows, one row per published model (LLaVA-1.5-7B, InstructBLIP, MiniGPT-v2) with its paper's number
 where a column has one (`Suite.published`, `Pooled.published`). An open-ended set scored by no judge shows
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from vlit.evaluation.intervals import format_interval
 from vlit.evaluation.metrics import metric_spec
 from vlit.evaluation.runner import Result
 from vlit.evaluation.suites import SUITES
@@ -45,9 +47,10 @@ def pooled_value(pool: Pooled, results: list[Result]) -> float | None:
 
 
 def _row(name: str, cols: dict[str, list[tuple[str, str]]], cell: dict[tuple[str, str], float | str],
-         pooled: list[str]) -> str:
-    """One table row: a cell per column (a number, "unscored", or "–" for none), an average per split, then
-    the pooled averages."""
+         pooled: list[str], intervals: dict[tuple[str, str], str] | None = None) -> str:
+    """One table row: a cell per column (a number with its 95% interval where there is one, "unscored", or
+    "–" for none), an average per split, then the pooled averages."""
+    intervals = intervals or {}
     row = [name]
     for split, _ in SPLITS:
         values = []
@@ -55,7 +58,7 @@ def _row(name: str, cols: dict[str, list[tuple[str, str]]], cell: dict[tuple[str
             value = cell.get(key, "–")
             if isinstance(value, float):
                 values.append(value)
-                row.append(f"{value:.1f}")
+                row.append(f"{value:.1f} {intervals[key]}" if key in intervals else f"{value:.1f}")
             else:
                 row.append(value)
         if cols[split]:
@@ -85,8 +88,10 @@ def markdown_table(results: list[Result]) -> str:
         cells: dict[tuple[str, str], float | str] = {
             (r.benchmark, r.task): "unscored" if r.shown is None else r.shown
             for r in results if r.checkpoint == checkpoint}
+        intervals = {(r.benchmark, r.task): format_interval(r.interval, metric_spec(r.task).scale)
+                     for r in results if r.checkpoint == checkpoint and r.interval and r.shown is not None}
         values = [pooled_value(pool, [r for r in results if r.checkpoint == checkpoint]) for pool in pools]
-        lines.append(_row(checkpoint, cols, cells, ["–" if v is None else f"{v:.2f}" for v in values]))
+        lines.append(_row(checkpoint, cols, cells, ["–" if v is None else f"{v:.2f}" for v in values], intervals))
     published: dict[str, dict[tuple[str, str], float | str]] = {}
     for r in results:
         for model, value in r.published.items():
@@ -106,6 +111,7 @@ def write_report(results: list[Result], out: Path) -> Path:
         [{"checkpoint": r.checkpoint, "benchmark": r.benchmark, "split": r.split, "task": r.task,
           "count": r.count, "skipped_rows": r.skipped_rows, **({"unscored": r.unscored} if r.unscored else {}),
           **({"judge": r.judge} if r.judge else {}), **({"published": r.published} if r.published else {}),
+          **({"interval_95": list(r.interval)} if r.interval else {}),
           **r.metrics} for r in results], indent=2) + "\n")
     path = out / "results.md"
     path.write_text(markdown_table(results))

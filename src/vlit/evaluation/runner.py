@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from vlit.config.data import PromptStyle as DatasetStyle
 from vlit.data.prompting.styles import LETTERS, PromptStyle, get_style
 from vlit.evaluation.benchmarks import BenchmarkConfig, load_samples
+from vlit.evaluation.intervals import mean_interval
 from vlit.evaluation.judge import Judge, JudgeLog
 from vlit.evaluation.metrics import metric_for, metric_spec
 from vlit.evaluation.samples import EvalSample, Samples
@@ -37,6 +38,8 @@ class Result:
     """Why the predictions were written but not scored (an open-ended set without a judge)."""
     judge: str | None = None
     """The judge model that scored it, for open-ended sets."""
+    interval: tuple[float, float] | None = None
+    """95% interval of `primary` (same units), for a headline that is a mean over samples (`MetricSpec.per_sample`)."""
 
     @property
     def primary(self) -> float | None:
@@ -160,8 +163,11 @@ def score(label: str, bench: BenchmarkConfig, samples: list[EvalSample], predict
                 results.append(Result(label, bench.name, bench.split, metric, {}, len(subset), **extra,
                                       unscored="free answers: no metric scores them"))
                 continue
-            metrics = metric_for(metric)([predictions[i] for i in indices], subset)
-            results.append(Result(label, bench.name, bench.split, metric, metrics, len(subset), **extra))
+            answers = [predictions[i] for i in indices]
+            metrics = metric_for(metric)(answers, subset)
+            per_sample = metric_spec(metric).sample_scores(answers, subset)
+            results.append(Result(label, bench.name, bench.split, metric, metrics, len(subset), **extra,
+                                  interval=mean_interval(per_sample) if per_sample else None))
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{bench.name}.metrics.json").write_text(json.dumps({r.task: _entry(r) for r in results}, indent=2)
                                                        + "\n")
@@ -195,6 +201,8 @@ def _entry(r: Result) -> dict:
         entry["unscored"] = r.unscored
     if r.judge:
         entry["judge"] = r.judge
+    if r.interval:
+        entry["interval_95"] = list(r.interval)
     return entry | r.metrics
 
 

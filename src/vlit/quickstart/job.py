@@ -1,0 +1,150 @@
+"""The quickstart's flow: data, three trainings, evaluation with intervals and baselines, the image-shuffle check,
+then what a person reads (`vlit.quickstart.show`)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+from vlit.config import Config, load_yaml
+from vlit.quickstart.timing import PhaseTimer
+
+RECIPES = {"instructblip": "InstructBLIP-style (BLIP-2 stage 1, then the instruction-aware Q-Former)",
+           "llava15": "LLaVA-1.5-style (MLP, then MLP + LoRA)",
+           "minigptv2": "MiniGPT-v2-style (4 tokens merged + linear, LoRA, task identifiers)"}
+SPLITS = ("fmnist_classification", "fmnist_multiple_choice", "scenes_vqa", "scenes_counting", "scenes_yes_no",
+          "scenes_refer", "fmnist_yes_no", "scenes_spatial")
+"""Test splits every family is scored on (the last two held out)."""
+OWN_SPLITS = {"minigptv2": ("scenes_identify",)}
+"""Splits only one family is scored on: MiniGPT-v2's `[identify]` task."""
+RANKED = {"instructblip": ("fmnist_classification", "fmnist_multiple_choice")}
+"""Splits a family also answers by ranking the candidates, where that is its paper's protocol (InstructBLIP's
+constrained answers for classification and multiple choice); its generated answers are scored beside them."""
+SAMPLES = 100
+"""Test samples per split: a 95% interval on 100 samples at 70% spans about 60-78."""
+BASELINE_SPLITS = ("fmnist_classification", "fmnist_yes_no")
+"""The untrained-connector baselines are scored on one held-in and one held-out split."""
+SHUFFLE_ROWS = {"fmnist_classification": 32, "scenes_vqa": 32}
+"""Test rows of the image-shuffle check, per dataset."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vlit quickstart", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/quickstart"))
+    parser.add_argument("--steps", type=int, default=None, help="run every stage for N steps (a short check)")
+    parser.add_argument("--scale", type=float, default=1.0, help="data size multiplier")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the data build and of every training")
+    parser.add_argument("--eval-samples", type=int, default=None,
+                        help=f"samples per test split (default {SAMPLES}; 4 with --steps)")
+    parser.add_argument("--examples", type=int, default=2, help="example answers shown per test split")
+    return parser
+
+
+def recipe(name: str, args: argparse.Namespace, data: Path) -> Config:
+    overrides = [f"data.root={data}", "data.build=null", f"train.seed={args.seed}", f"model.seed={args.seed}"]
+    if args.steps is not None:
+        cfg = load_yaml(Config, name)
+        overrides += [f"stages.{i}.steps={args.steps}" for i in range(len(cfg.stages))]
+        overrides += ["train.save_every=0", f"train.log_every={max(1, args.steps // 2)}"]
+    return load_yaml(Config, name, overrides)
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from vlit.data.sources.build import build_quickstart
+    from vlit.evaluation.report import markdown_table, write_report
+    from vlit.quickstart import show
+    from vlit.training.loop import Trainer
+
+    timer = PhaseTimer()
+    out, data = args.out, args.out / "data"
+    if not (data / "manifest.json").exists():
+        print(f"[1/3] building the quickstart data in {data}")
+        with timer("data"):
+            build_quickstart(data, seed=args.seed, scale=args.scale)
+    configs = {name: recipe(name, args, data) for name in RECIPES}
+    checkpoints = {}
+    for name, title in RECIPES.items():
+        cfg = configs[name]
+        print(f"[2/3] training {title}: {' -> '.join(s.name for s in cfg.stages)} ({out / name})")
+        with timer(f"train {name}"):
+            checkpoints[name] = Trainer(cfg, out / name).run(resume=(out / name / "checkpoints").exists())
+    samples = args.eval_samples or (4 if args.steps else SAMPLES)
+    print(f"[3/3] evaluating {len(RECIPES)} models on {samples} samples per test split, their untrained "
+          f"baselines, and whether each uses its image ({out / 'eval'})")
+    results, shuffles = [], {}
+    for name in RECIPES:
+        with timer(f"evaluate {name}"):
+            family_results, shuffles[name] = _evaluate_family(name, checkpoints[name], configs[name], data,
+                                                              out / "eval", samples)
+        results += family_results
+    table = write_report(_ordered([r for r in results if r.benchmark in SPLITS]), out / "eval")
+    # A family's own protocol (InstructBLIP's ranked answers, MiniGPT-v2's [identify]) in a table of its own:
+    # the main table's averages stay over the splits every family is scored on.
+    own = out / "eval" / "results_own_protocol.md"
+    own.write_text(markdown_table(_ordered([r for r in results if r.benchmark not in SPLITS])))
+    (out / "eval" / "image_shuffle.json").write_text(json.dumps(
+        {name: dataclasses.asdict(check) for name, check in shuffles.items()}, indent=2) + "\n")
+    print("\n" + table.read_text())
+    print("Each family's own protocol: InstructBLIP's ranked answers (the candidates scored by likelihood), "
+          "MiniGPT-v2's [identify] task:\n\n" + own.read_text())
+    show.image_use(shuffles)
+    show.examples(out / "eval", data, list(RECIPES), args.examples)
+    boxes = show.refer_boxes(out / "eval", data, "minigptv2", configs["minigptv2"].model.prompt_style)
+    timer.write(out / "timing.json")
+    print("\nTime per phase:\n" + timer.table())
+    show.summary(results, out, list(RECIPES), table, boxes, timer.total)
+    return 0
+
+
+def _evaluate_family(name: str, checkpoint: Path, cfg: Config, data: Path, out: Path, samples: int):
+    """A trained family on its splits (ranked too where that is its protocol), its untrained baseline, and
+    the image-shuffle check."""
+    from vlit.evaluation.benchmarks import quickstart_benchmarks
+    from vlit.evaluation.image_use import image_shuffle_check
+    from vlit.evaluation.runner import evaluate
+    from vlit.inference.pipeline import Pipeline
+    from vlit.models.build import build_model
+
+    benches = quickstart_benchmarks(data, max_samples=samples, names=list(SPLITS + OWN_SPLITS.get(name, ())))
+    benches += [dataclasses.replace(b, name=ranked_name(b.name), mode="rank")
+                for b in benches if b.name in RANKED.get(name, ())]
+    pipe = Pipeline.from_pretrained(checkpoint)
+    results = evaluate({name: pipe}, benches, out, batch_size=16)
+    shuffle = image_shuffle_check(pipe, _shuffle_rows(cfg, data, pipe), label=f"{name}: image shuffle")
+    model, processor = build_model(cfg.model)  # the same parts, the connector as initialised
+    baseline = [b for b in benches if b.name in BASELINE_SPLITS]
+    results += evaluate({f"{name} (untrained connector)": Pipeline(model, processor)}, baseline, out,
+                        batch_size=16)
+    return results, shuffle
+
+
+def ranked_name(split: str) -> str:
+    return f"{split}-ranked"
+
+
+def _shuffle_rows(cfg: Config, data: Path, pipe):
+    from vlit.config.data import DatasetConfig
+    from vlit.data.loading.dataset import load_dataset
+    from vlit.data.reading.images import resolve_image_path
+
+    rows = []
+    for dataset, count in SHUFFLE_ROWS.items():
+        spec = DatasetConfig(name=dataset, path=f"{dataset}/test.json", style=cfg.model.prompt_style)
+        loaded = load_dataset(spec, data, image_spec=pipe.processor.image_spec)
+        for i in range(min(count, len(loaded))):
+            row = loaded.get(i)
+            images = [resolve_image_path(ref, loaded.image_root) for ref in row.images]
+            rows.append(dataclasses.replace(row, images=images))
+    return rows
+
+
+def _ordered(results):
+    """Each family's row, then its baseline's."""
+    order = {label: i for i, label in enumerate(
+        label for name in RECIPES for label in (name, f"{name} (untrained connector)"))}
+    return sorted(results, key=lambda r: order.get(r.checkpoint, len(order)))
