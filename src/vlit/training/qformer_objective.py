@@ -4,8 +4,9 @@ generation (ITG) losses, as LAVIS's `Blip2Qformer.forward` does, and the LLM nev
 
 The heads these losses need (ITC projections and temperature, the ITM head, the LM head) exist only while the
 stage trains: they live here, not in the model, so the model saved after the stage is the plain vlit model with
-its connector's Q-Former, `query_tokens` and `ln_vision` trained and `language_projection` untouched. A
-checkpoint in the middle of the stage stores them beside the optimizer (`training.checkpoint`).
+its connector's Q-Former, `query_tokens` and `ln_vision` trained and `language_projection` untouched. The
+stage's checkpoints store them beside the optimizer (`training.checkpoint.HEADS_FILE`): resuming mid-stage needs
+them, and with the checkpoint's model they score image-text pairs.
 
 The Q-Former is the connector's transformers `InstructBlipQFormerModel`, used as is. The text passes go through
 its word embeddings and its text feed-forward layers (what LAVIS's BERT Q-Former uses for text); BLIP-2's
