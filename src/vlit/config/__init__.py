@@ -21,7 +21,7 @@ from vlit.config.model import (
     VisionConfig,
 )
 from vlit.config.recipe import Config
-from vlit.config.train import DataConfig, StageConfig, TrainConfig
+from vlit.config.train import DataConfig, QFormerObjectiveConfig, StageConfig, TrainConfig
 
 __all__ = [
     "Config",
@@ -36,6 +36,7 @@ __all__ = [
     "MixtureConfig",
     "ModelConfig",
     "QFormerConnectorConfig",
+    "QFormerObjectiveConfig",
     "StageConfig",
     "TrainConfig",
     "VisionConfig",

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from vlit.config.checkpoint import with_init_from
 from vlit.config.loader import ConfigError
-from vlit.config.model import ModelConfig
+from vlit.config.model import ModelConfig, QFormerConnectorConfig
 from vlit.config.train import DataConfig, StageConfig, TrainConfig
 
 
@@ -31,9 +31,23 @@ class Config:
         for i, stage in enumerate(self.stages):
             if "lora" in stage.train and self.model.lora is None:
                 raise ConfigError(f"stages[{i}].train: 'lora' needs model.lora to be set")
+            if stage.objective == "qformer":
+                _check_qformer_stage(i, self.model)
             leaked = [d.name for d in stage.data.datasets if d.name in self.data.held_out]
             if leaked:
                 raise ConfigError(f"stages[{i}].data: {leaked[0]!r} is held out and must never be trained on")
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ConfigError("stages: stage names must be unique")
+
+
+def _check_qformer_stage(index: int, model: ModelConfig) -> None:
+    connector = model.connector
+    if not isinstance(connector, QFormerConnectorConfig):
+        raise ConfigError(f"stages[{index}].objective: 'qformer' trains a Q-Former connector; model.connector.kind "
+                          f"is {connector.kind!r}")
+    if not connector.instruction_aware:
+        # transformers' Blip2QFormerModel, built for the queries alone, has neither word embeddings nor the text
+        # feed-forward layers (`use_qformer_text_input: false`) that the stage's text passes go through.
+        raise ConfigError(f"stages[{index}].objective: 'qformer' needs model.connector.instruction_aware: true "
+                          "(BLIP-2's query-only Q-Former has no text embeddings or text layers to read answers with)")

@@ -12,6 +12,35 @@ from vlit.config.model import ChatTemplateName
 Part = Literal["vision", "connector", "llm", "lora"]
 """What a stage can train: the vision encoder, the connector, the whole LLM, or only its LoRA adapters."""
 
+QFormerLoss = Literal["itc", "itm", "itg"]
+"""BLIP-2's first-stage losses: image-text contrastive, image-text matching, image-grounded text generation."""
+
+
+@dataclass
+class QFormerObjectiveConfig:
+    """BLIP-2's first stage (`objective: qformer`): the Q-Former learns to read the frozen image features against
+    each row's answer text, without the LLM. The heads it needs (projections, temperature, matching and LM heads)
+    exist only while the stage trains; the saved model is the plain vlit model."""
+
+    losses: list[QFormerLoss] = field(default_factory=lambda: ["itc", "itm", "itg"])
+    """Summed with weight 1 each, as LAVIS's `Blip2Qformer`; ITM draws its hard negatives from the ITC
+    similarities, computed for it even when `itc` is not trained."""
+    embed_dim: int = 256
+    """Width of the shared space the query and text features are projected to for ITC (BLIP-2: 256)."""
+    max_text_tokens: int = 32
+    """The answer's Q-Former tokens, [CLS] and [SEP] included (BLIP-2's `max_txt_len`: 32)."""
+
+    def __post_init__(self) -> None:
+        if not self.losses:
+            raise ConfigError("losses: name at least one of itc, itm, itg")
+        if len(set(self.losses)) != len(self.losses):
+            raise ConfigError(f"losses: {self.losses} names a loss twice")
+        if self.embed_dim < 1:
+            raise ConfigError(f"embed_dim: must be >= 1, got {self.embed_dim}")
+        if not 3 <= self.max_text_tokens <= 512:
+            # [CLS] (or the generation start token), one word and [SEP]; the Q-Former has 512 positions.
+            raise ConfigError(f"max_text_tokens: must be in 3..512, got {self.max_text_tokens}")
+
 
 @dataclass
 class StageConfig:
@@ -40,8 +69,20 @@ class StageConfig:
     loss_per: Literal["token", "sample"] = "token"
     """`token`: the mean over the batch's answer tokens (LLaVA, InstructBLIP); `sample`: each row's mean first,
     so short answers (a class name) are not outweighed by long ones (a caption) in a mixed batch."""
+    objective: Literal["lm", "qformer"] = "lm"
+    """`lm`: the LLM's next-token loss on the answers. `qformer`: BLIP-2's first stage, the Q-Former alone learns
+    from each row's answer (ITC, ITM, ITG; see `qformer`); the LLM never runs, so `template` and `loss_per` do not
+    apply. It trains only `connector`, which must be an instruction-aware Q-Former."""
+    qformer: QFormerObjectiveConfig | None = None
+    """Losses and sizes of a `qformer` stage; omitted, BLIP-2's (all three losses, 256-d, 32 text tokens)."""
 
     def __post_init__(self) -> None:
+        if self.objective == "qformer":
+            if self.train != ["connector"]:
+                raise ConfigError(f"train: a stage of objective 'qformer' trains only [connector], got {self.train}")
+            self.qformer = self.qformer or QFormerObjectiveConfig()
+        elif self.qformer is not None:
+            raise ConfigError("qformer: only a stage of objective 'qformer' takes these settings")
         if not self.train:
             raise ConfigError("train: name at least one part to train")
         if "llm" in self.train and "lora" in self.train:

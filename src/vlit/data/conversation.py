@@ -81,6 +81,10 @@ class Conversation:
         holder = next((t for t in users if IMAGE_TOKEN in t.content), users[0] if users else None)
         return "" if holder is None else holder.content.replace(IMAGE_TOKEN, "").strip()
 
+    def answer(self) -> str:
+        """The text of the last assistant turn (a caption, a class name); empty when there is none."""
+        return next((t.content for t in reversed(self.turns) if t.role == "assistant"), "")
+
     def add(self, role: Role, content: str) -> Conversation:
         """A copy with one more turn (conversations are values; chat history grows by copying)."""
         return Conversation([*self.turns, Turn(role, content)], list(self.images), self.id, dict(self.meta))

@@ -32,6 +32,10 @@ PREFIX = "step-"
 STATE_FILE = "trainer_state.json"
 FILES = [f"model/{MANIFEST_FILE}", "optimizer.safetensors", "optimizer.json", "rng.safetensors", STATE_FILE]
 """What a checkpoint's manifest lists; `model/` has its own manifest, listed here by its hash."""
+HEADS_FILE = "heads.safetensors"
+"""A stage objective's training-only weights (a `qformer` stage's heads), in each checkpoint of that stage: they are
+no part of the model. Mid-stage, resuming needs them; at the stage's end nothing in training reads them again, but
+they score image-text pairs (ITC, ITM) with the model of that checkpoint."""
 
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -75,10 +79,12 @@ def set_rng_state(tensors: dict[str, torch.Tensor], plain: dict) -> None:
 
 def save_checkpoint(run_dir: Path, step: int, model: VisionLanguageModel, optimizer: torch.optim.Optimizer,
                     scheduler: Any, trainer_state: dict, trained: list[str], keep_last: int,
-                    state: dict[str, torch.Tensor] | None = None) -> Path:
+                    state: dict[str, torch.Tensor] | None = None,
+                    heads: dict[str, torch.Tensor] | None = None) -> Path:
     """Write `run_dir/checkpoints/step-N` atomically and keep only the newest `keep_last`; `state`: the full
-    weights when the model's own are sharded. A failed write (a full disk, a read-only folder) removes its
-    temporary folder and is one line saying what to do; the checkpoints before it are untouched."""
+    weights when the model's own are sharded; `heads`: the stage objective's weights (`HEADS_FILE`). A failed
+    write (a full disk, a read-only folder) removes its temporary folder and is one line saying what to do; the
+    checkpoints before it are untouched."""
     root = run_dir / "checkpoints"
     final = root / f"{PREFIX}{step:08d}"
     tmp = root / f".{final.name}.tmp"
@@ -92,7 +98,9 @@ def save_checkpoint(run_dir: Path, step: int, model: VisionLanguageModel, optimi
         save_safetensors(rng_tensors, tmp / "rng.safetensors")
         state = {**trainer_state, "rng": rng_plain, "scheduler": scheduler.state_dict(), "trained": trained}
         (tmp / STATE_FILE).write_text(json.dumps(state))
-        write_manifest(tmp, FILES)
+        if heads is not None:
+            save_safetensors(heads, tmp / HEADS_FILE)
+        write_manifest(tmp, FILES + ([HEADS_FILE] if heads is not None else []))
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -169,6 +177,14 @@ def read_trainer_state(folder: Path) -> dict:
 def restore_model(folder: Path, model: VisionLanguageModel) -> None:
     _, meta = read_checkpoint_config(folder / "model")
     load_weights(model, folder / "model" / WEIGHTS_FILE, meta["stored_parts"])
+
+
+def restore_heads(folder: Path, heads: torch.nn.Module) -> None:
+    """A stage objective's weights from a mid-stage checkpoint; one that lacks them cannot continue the stage."""
+    if not (folder / HEADS_FILE).is_file():
+        raise VlitError(f"{folder / HEADS_FILE}: missing; this checkpoint was taken mid-stage without the stage's "
+                        "heads and cannot continue it exactly")
+    heads.load_state_dict(read_safetensors(folder / HEADS_FILE))
 
 
 def restore_training(folder: Path, optimizer: torch.optim.Optimizer | None, scheduler: Any) -> dict:

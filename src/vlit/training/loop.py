@@ -31,11 +31,13 @@ from vlit.models.vlm import VisionLanguageModel
 from vlit.training.checkpoint import (
     latest_checkpoint,
     read_trainer_state,
+    restore_heads,
     restore_model,
     restore_training,
     resume_checkpoint,
     save_checkpoint,
 )
+from vlit.training.qformer_objective import TEXT, QFormerObjective
 from vlit.training.report import MetricsLog, plot_loss
 from vlit.training.stages import apply_stage, build_optimizer, build_scheduler, stage_steps
 from vlit.training.stream import StageStream
@@ -137,16 +139,26 @@ class Trainer:
         if state is None:  # a stage resumed midway already has what it loaded, and has trained it since
             for part, source in stage.load.items():
                 load_part(model, part, source)
+        # A `qformer` stage (BLIP-2's first stage) learns from its own forward and heads, without the LLM; its
+        # batches carry each image's answer in the Q-Former's tokens instead of the instruction.
+        objective = None
+        if stage.objective == "qformer":
+            if self._sharded():
+                raise VlitError(f"stages[{index}].objective: 'qformer' trains on one process or under DDP, not "
+                                f"{acc.distributed_type} (its heads are no part of the sharded model)")
+            objective = QFormerObjective(model.vision, model.connector, stage.qformer)
         counts = apply_stage(model, stage)
         stage_processor = dataclasses.replace(
             processor, max_length=stage.max_length,
-            template=chat_template(stage.template, processor.tokenizer) if stage.template else processor.template)
+            template=chat_template(stage.template, processor.tokenizer) if stage.template else processor.template,
+            side_inputs=objective.side_inputs() if objective else processor.side_inputs)
         use_cache = cache is not None and "vision" not in stage.train
         stream = StageStream(stage, root, stage_processor, cfg.train.seed + index, acc.process_index,
                              acc.num_processes, cfg.train.group_by_length, cfg.train.group_size,
                              cfg.train.num_workers, with_pixels=not use_cache)
         total = stage_steps(stage, stream.total_rows, acc.num_processes)
-        optimizer = build_optimizer(model, stage)
+        heads = objective.heads if objective else None
+        optimizer = build_optimizer(model, stage, heads)
         scheduler = build_scheduler(optimizer, stage, total)
         step = 0
         if checkpoint is not None and state is not None:
@@ -157,6 +169,8 @@ class Trainer:
                             "only without sharding)", acc.distributed_type)
             restore_training(checkpoint, optimizer if keep_optimizer else None, scheduler)
             if state["data"]:
+                if heads is not None:
+                    restore_heads(checkpoint, heads)
                 stream.load_state_dict(state["data"])
                 step = state["stage_step"]
         if acc.is_main_process and step == 0:
@@ -164,12 +178,13 @@ class Trainer:
                            "steps": total, "parameters": {p: {"total": t, "trainable": n}
                                                           for p, (t, n) in counts.items()},
                            "sampling": stream.sampler.probabilities()})
-        wrapped, prepared_optimizer = acc.prepare(model, optimizer)
+        # A `qformer` stage prepares its objective (connector and heads), so DDP averages the heads' gradients too.
+        wrapped, prepared_optimizer = acc.prepare(objective or model, optimizer)
         self._wrapped = wrapped
         batches = _Consumed(iter(stream), state["data"] if state and state["data"] else None)
         bar = tqdm(total=total, initial=step, desc=f"stage {stage.name}", disable=not acc.is_main_process,
                    dynamic_ncols=True)
-        window = {"loss": 0.0, "samples": 0, "tokens": 0, "steps": 0, "wait": 0.0, "padding": [],
+        window = {"loss": 0.0, "parts": {}, "samples": 0, "tokens": 0, "steps": 0, "wait": 0.0, "padding": [],
                   "start": time.perf_counter()}
         # Closed however the stage ends, so that an error is printed on a line of its own.
         try:
@@ -191,7 +206,8 @@ class Trainer:
                                          step if step < total else 0, "global_step": global_step,
                                          "data": batches.state if step < total else None}
                         save_checkpoint(self.out, global_step, model, optimizer, scheduler, trainer_state,
-                                        sorted(set(trained) | set(stage.train)), cfg.train.keep_last, full)
+                                        sorted(set(trained) | set(stage.train)), cfg.train.keep_last, full,
+                                        heads.state_dict() if heads is not None else None)
                     acc.wait_for_everyone()
         finally:
             bar.close()
@@ -209,22 +225,32 @@ class Trainer:
 
     def _step(self, model, optimizer, stage: StageConfig, batches: _Consumed, cache: FeatureCache | None,
               window: dict) -> float:
-        """One optimizer step over `grad_accum` micro-batches; returns the mean micro-batch loss."""
+        """One optimizer step over `grad_accum` micro-batches; returns the mean micro-batch loss (and adds each
+        named loss of the stage's objective, if it has several, to `window["parts"]`)."""
         acc = self.acc
         total = 0.0
         for micro in range(stage.grad_accum):
             start = time.perf_counter()
             batch = batches.next()
             window["wait"] += time.perf_counter() - start
-            window["padding"].append(padding_fraction([batch.attention_mask.sum(1).tolist()]))
+            # The text the stage's forward reads: the whole prompt, or a `qformer` stage's answers.
+            text_mask = batch.side[TEXT].mask if stage.objective == "qformer" and TEXT in batch.side else \
+                batch.attention_mask
+            window["padding"].append(padding_fraction([text_mask.sum(1).tolist()]))
             batch = self._on_device(batch, cache)
             sync = nullcontext() if micro == stage.grad_accum - 1 else acc.no_sync(model)
             with sync, acc.autocast():
-                loss = model(**batch.model_inputs(), loss_per=stage.loss_per).loss
-                acc.backward(loss / stage.grad_accum)
-            total += loss.item()
+                if stage.objective == "qformer":
+                    out = model(batch.image_features, batch.pixel_values, batch.side)
+                    parts = out.parts
+                else:
+                    out, parts = model(**batch.model_inputs(), loss_per=stage.loss_per), {}
+                acc.backward(out.loss / stage.grad_accum)
+            total += out.loss.item()
+            for name, value in parts.items():
+                window["parts"][name] = window["parts"].get(name, 0.0) + value.item() / stage.grad_accum
             window["samples"] += len(batch) * acc.num_processes
-            window["tokens"] += int(batch.attention_mask.sum()) * acc.num_processes
+            window["tokens"] += int(text_mask.sum()) * acc.num_processes
         if stage.max_grad_norm:
             acc.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], stage.max_grad_norm)
         optimizer.step()
@@ -252,10 +278,13 @@ class Trainer:
                "tokens_per_s": round(window["tokens"] / elapsed, 1),
                "data_wait_s": round(window["wait"] / steps, 5),
                "padding_fraction": round(sum(window["padding"]) / max(len(window["padding"]), 1), 4)}
+        for name, value in window["parts"].items():  # a `qformer` stage's itc, itm, itg
+            row[name] = round(float(self.acc.reduce(torch.tensor(value / steps, device=self.acc.device),
+                                                    reduction="mean")), 6)
         bar.set_postfix(loss=f"{loss:.3f}", samples_s=f"{row['samples_per_s']:.1f}")
         if self.acc.is_main_process:
             metrics.write(row)
-        window.update(loss=0.0, samples=0, tokens=0, steps=0, wait=0.0, padding=[], start=time.perf_counter())
+        window.update(loss=0.0, parts={}, samples=0, tokens=0, steps=0, wait=0.0, padding=[], start=time.perf_counter())
 
 
 class _Consumed:

