@@ -112,6 +112,7 @@ class Engine:
         self.rows: list[_Row] = []
         self.kv = RowCache()
         self._joining: list[tuple[_Row, torch.Tensor, object, int]] = []
+        """Prefilled rows (with their first logits float[1, V], cache and length) that enter at the next step."""
 
     def __len__(self) -> int:
         return len(self.rows) + len(self._joining)
@@ -132,8 +133,7 @@ class Engine:
             row.state["encoder"] = self.model.llm.get_encoder()(inputs_embeds=embeds, attention_mask=mask)
             row.state["mask"] = mask
             start = self.model.llm.config.decoder_start_token_id
-            out = self._decode_one(row, torch.tensor([[start]], device=ids.device))
-            self._joining.append((row, out, None, 0))
+            self._joining.append((row, self._decode_one(row, torch.tensor([[start]], device=ids.device)), None, 0))
             return
         keys = tuple(image_key(ref, self.pipe.processor.image_root) for ref in seq.example.images)
         done, cache = self.prefixes.lookup(seq.example.input_ids, keys) if self.prefixes else (0, None)
@@ -144,13 +144,13 @@ class Engine:
         out = self.model.llm(inputs_embeds=embeds, attention_mask=torch.ones_like(ids),
                              position_ids=torch.arange(done, length, device=ids.device)[None], cache=cache,
                              use_cache=True, **({"logits_to_keep": 1} if self.model._keeps_logits else {}))
-        self._joining.append((row, out.logits[0, -1].float(), out.cache, length))
+        self._joining.append((row, out.logits[:, -1].float(), out.cache, length))
 
     def _decode_one(self, row: _Row, token: torch.Tensor) -> torch.Tensor:
         out = self.model.llm(encoder_outputs=row.state["encoder"], attention_mask=row.state["mask"],
                              decoder_input_ids=token, cache=row.state.get("cache"), use_cache=True)
         row.state["cache"] = out.cache
-        return out.logits[0, -1].float()
+        return out.logits[:, -1].float()
 
     @torch.no_grad()
     def step(self) -> list[Sequence]:
@@ -161,7 +161,7 @@ class Engine:
         elif self.rows:
             last = torch.tensor([[r.tokens[-1]] for r in self.rows], device=self.model.device)
             out = self.model.llm(inputs_embeds=self.model.embed_multimodal(last), **self.kv.step_inputs())
-            logits = list(out.logits[:, -1].float())
+            logits = [out.logits[:, -1].float()]
         for row, first, cache, length in self._joining:
             self.rows.append(row)
             logits.append(first)
@@ -170,7 +170,7 @@ class Engine:
         self._joining = []
         if not self.rows:
             return []
-        finished = self._choose(torch.stack(logits))
+        finished = self._choose(torch.cat(logits))
         kept = [i for i, r in enumerate(self.rows) if r.seq.finish_reason is None]
         if self.prefixes is not None:
             for i in (i for i, r in enumerate(self.rows) if r.seq.finish_reason in ("stop", "length")):
