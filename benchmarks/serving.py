@@ -25,7 +25,11 @@ import argparse
 import base64
 import dataclasses
 import io
+import json
+import os
 import random
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -36,7 +40,6 @@ from PIL import Image
 
 from vlit.config import Config, load_yaml
 from vlit.data.conversation import Conversation
-from vlit.inference.engine import Engine, Sequence
 from vlit.inference.pipeline import GenerationOptions, Pipeline
 from vlit.models.build import build_model
 from vlit.serving.api import create_app
@@ -113,6 +116,8 @@ def second_turn(pipe: Pipeline, rounds: int) -> tuple[float, float, int, int]:
     follow-up) from the first turn's KV cache vs from nothing, best of `rounds`; the prompt's tokens and how many
     of them came from the cache. Measured on the engine: over HTTP the tiny debug model's answer costs less than
     the request around it."""
+    from vlit.inference.engine import Engine, Sequence
+
     first = Conversation.single("Tell me about the sea." + " Please be thorough and clear." * 40,
                                 image=Image.fromarray(np.random.default_rng(7).integers(0, 256, (96, 128, 3),
                                                                                        dtype=np.uint8)))
@@ -135,6 +140,17 @@ def second_turn(pipe: Pipeline, rounds: int) -> tuple[float, float, int, int]:
     return times[True], times[False], len(second.example), cached
 
 
+def before(args: argparse.Namespace, clients: int) -> Run:
+    """Static batching as the code in `--before` (a vlit source tree from before continuous batching) serves it:
+    this script run again on that code, in a child process, for the same requests."""
+    command = [sys.executable, __file__, "--worker", str(clients), "--per-client", str(args.per_client),
+               "--recipe", args.recipe, *(["--checkpoint", args.checkpoint] if args.checkpoint else []),
+               *(["--threads", str(args.threads)] if args.threads else [])]
+    env = {**os.environ, "PYTHONPATH": str(os.path.join(args.before, "src"))}
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    return Run(**json.loads(out.stdout.strip().splitlines()[-1]))
+
+
 def load(args: argparse.Namespace) -> tuple[Pipeline, str]:
     if args.checkpoint:
         return Pipeline.from_pretrained(args.checkpoint), str(args.checkpoint)
@@ -149,13 +165,20 @@ def main() -> None:
     parser.add_argument("--recipe", default="debug", help="build this recipe's model (debug, llava15, ...)")
     parser.add_argument("--checkpoint", help="serve this checkpoint folder instead")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--before", help="a vlit source tree from before continuous batching (e.g. `git worktree "
+                                         "add /tmp/before 3e6df00`): its static batching is measured too")
+    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # `before`'s child: static batching
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     pipe, name = load(args)
+    base = {"model_name": "bench", "max_tokens_limit": 256, "max_queue": 4 * max(args.clients) * args.per_client}
+    if args.worker:  # the code before: no static_batching setting, its batcher was static
+        settings = ServerSettings(**base, max_batch_size=args.worker, batch_wait_ms=20)
+        print(json.dumps(dataclasses.asdict(run(pipe, settings, bodies(args.worker * args.per_client), args.worker))))
+        return
     print(f"serving: {name}; greedy requests, max_tokens from {ANSWER_LENGTHS}, half with an image; "
           f"{args.per_client} requests per client; torch threads {torch.get_num_threads()}")
-    base = {"model_name": "bench", "max_tokens_limit": 256, "max_queue": 4 * max(args.clients) * args.per_client}
     lone: Run | None = None
     for clients in args.clients:
         work = bodies(clients * args.per_client)
@@ -168,6 +191,8 @@ def main() -> None:
             print(f"  a lone request (one client, idle server): p50 {lone.percentile(50):.3f} s, "
                   f"p99 {lone.percentile(99):.3f} s")
         runs = {mode: run(pipe, settings, work, clients) for mode, settings in modes.items()}
+        if args.before:
+            runs["static, code before"] = before(args, clients)
         print(f"{clients} concurrent clients, {len(work)} requests:")
         for mode, r in runs.items():
             print(f"  {mode:<20} {len(work) / r.seconds:7.2f} requests/s {r.tokens / r.seconds:8.1f} tokens/s   "
@@ -176,6 +201,9 @@ def main() -> None:
         same = all(r.answers == runs["one at a time"].answers for r in runs.values())
         print(f"  throughput continuous / static: {static.seconds / continuous.seconds:5.2f}x (target 1.5x); "
               f"continuous / one at a time: {runs['one at a time'].seconds / continuous.seconds:5.2f}x")
+        if args.before:
+            print(f"  throughput continuous / the code before: "
+                  f"{runs['static, code before'].seconds / continuous.seconds:5.2f}x")
         print(f"  p99 latency continuous / static: {continuous.percentile(99) / static.percentile(99):5.2f}x; "
               f"p99 continuous / a lone request's p99: {continuous.percentile(99) / lone.percentile(99):5.2f}x "
               f"(target at 16 clients: within 3x)")

@@ -21,9 +21,12 @@ QUESTIONS = ["What is this?", "Hi.", "Describe a red fox in the snow, please.", 
 LENGTHS = (5, 12, 20, 7, 16)
 
 
-def _run(engine: Engine, seqs: list[Sequence], every: int = 3) -> None:
-    """Decode `seqs`, one joining every `every` steps while there is room."""
+def _run(engine: Engine, seqs: list[Sequence], every: int = 3, burst: int = 1) -> None:
+    """Decode `seqs`: `burst` join first (prefilled as one batch), then one every `every` steps while there is
+    room."""
     pending, steps = list(seqs), 0
+    while pending and len(engine) < min(burst, engine.capacity):
+        engine.join(pending.pop(0))
     while pending or len(engine):
         if pending and engine.room > 0 and steps % every == 0:
             engine.join(pending.pop(0))
@@ -40,7 +43,7 @@ def _check_joining_rows(pipe: Pipeline, red_image, max_rows: int = 4) -> Engine:
     options = [GenerationOptions(max_new_tokens=n) for n in LENGTHS]
     engine = Engine(pipe, max_rows)
     seqs = [Sequence(pipe.encode(c), o) for c, o in zip(conversations, options, strict=True)]
-    _run(engine, seqs)
+    _run(engine, seqs, burst=3)
     for seq, conversation, o in zip(seqs, conversations, options, strict=True):
         ids = _alone(pipe, conversation, o)
         assert seq.ids == ids and seq.text == pipe.decode(ids, o)

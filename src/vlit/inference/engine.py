@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import DynamicCache
 
+from vlit.data.loading.batch import Batch
 from vlit.data.loading.processor import Example
 from vlit.inference.constraints import Constraint
 from vlit.inference.kv_rows import RowCache, mergeable
@@ -62,9 +63,11 @@ class Sequence:
     logprobs: list[TokenLogprob] = field(default_factory=list)
     text: str = ""
     finish_reason: str | None = None
-    """"stop", "length", or "cancelled"."""
+    """"stop", "length", "cancelled" or "error"."""
     cached_tokens: int = 0
     """Prompt tokens whose KV cache came from an earlier turn."""
+    error: Exception | None = None
+    """Why the sequence ended with `finish_reason` "error" (its prefill failed)."""
 
 
 class _Row:
@@ -86,6 +89,8 @@ class _Row:
         self.cutter = StopCutter(self.stops)
         self.shown = ""
         self.sent = 0
+        self.keys: tuple[str, ...] = ()
+        """The prompt's image keys (`image_key`), which the prefix cache compares."""
         self.state: dict = {}
         """An encoder-decoder's own cache and encoder output (rows of a decoder-only LLM share `RowCache`)."""
 
@@ -111,11 +116,14 @@ class Engine:
                                     self.model.num_image_tokens) if reusable else None
         self.rows: list[_Row] = []
         self.kv = RowCache()
-        self._joining: list[tuple[_Row, torch.Tensor, object, int]] = []
-        """Prefilled rows (with their first logits float[1, V], cache and length) that enter at the next step."""
+        self._queued: list[tuple[_Row, int, object]] = []
+        """Rows to prefill at the next step, with the length and cache of their cached prefix."""
+        self._joining: list[tuple[_Row, torch.Tensor, object, torch.Tensor | None]] = []
+        """Prefilled rows with their first logits float[1, V]; the first row of a prefill batch carries its
+        cache and attention mask (the batch's rows follow it in order)."""
 
     def __len__(self) -> int:
-        return len(self.rows) + len(self._joining)
+        return len(self.rows) + len(self._joining) + len(self._queued)
 
     @property
     def room(self) -> int:
@@ -123,28 +131,52 @@ class Engine:
 
     @torch.no_grad()
     def join(self, seq: Sequence) -> None:
-        """Prefill `seq`'s prompt; it decodes from the next `step` on. Errors are the sequence's own."""
+        """Take `seq` in: its prompt is prefilled at the next `step` (with the others that joined since, in one
+        batch), and it decodes from there on."""
         row = _Row(seq, self.pipe, self.vocab_size)
-        batch = self.pipe.inputs([seq.example])
-        ids, features, length = batch.input_ids, batch.image_features, batch.input_ids.shape[1]
         if self.seq2seq:
-            mask = batch.attention_mask
-            embeds = self.model.embed_multimodal(ids, image_features=features, side=batch.side)
-            row.state["encoder"] = self.model.llm.get_encoder()(inputs_embeds=embeds, attention_mask=mask)
-            row.state["mask"] = mask
-            start = self.model.llm.config.decoder_start_token_id
-            self._joining.append((row, self._decode_one(row, torch.tensor([[start]], device=ids.device)), None, 0))
+            batch = self.pipe.inputs([seq.example])
+            row.state["mask"] = batch.attention_mask
+            row.state["encoder"] = self.model.llm.get_encoder()(inputs_embeds=self._embeds(batch),
+                                                                attention_mask=batch.attention_mask)
+            start = torch.tensor([[self.model.llm.config.decoder_start_token_id]], device=self.model.device)
+            self._joining.append((row, self._decode_one(row, start), None, None))
             return
-        keys = tuple(image_key(ref, self.pipe.processor.image_root) for ref in seq.example.images)
-        done, cache = self.prefixes.lookup(seq.example.input_ids, keys) if self.prefixes else (0, None)
+        row.keys = tuple(image_key(ref, self.pipe.processor.image_root) for ref in seq.example.images)
+        done, cache = self.prefixes.lookup(seq.example.input_ids, row.keys) if self.prefixes else (0, None)
         seq.cached_tokens = done
-        if features is not None:
+        self._queued.append((row, done, cache))
+
+    def _prefill(self) -> None:
+        """Prefill the queued prompts: those with a cached prefix one at a time from it, the others in one
+        left-padded batch (positions count real tokens, as in `Pipeline.generate_ids`)."""
+        keep = {"logits_to_keep": 1} if self.model._keeps_logits else {}
+        fresh = [row for row, done, _ in self._queued if not done]
+        for row, done, cache in self._queued:
+            if not done:
+                continue
+            batch = self.pipe.inputs([row.seq.example])
+            ids = batch.input_ids
+            out = self.model.llm(inputs_embeds=self._embeds(batch, done), attention_mask=torch.ones_like(ids),
+                                 position_ids=torch.arange(done, ids.shape[1], device=ids.device)[None], cache=cache,
+                                 use_cache=True, **keep)
+            self._joining.append((row, out.logits[:, -1].float(), out.cache, torch.ones_like(ids)))
+        if fresh:
+            batch = self.pipe.inputs([row.seq.example for row in fresh])
+            mask = batch.attention_mask
+            out = self.model.llm(inputs_embeds=self._embeds(batch), attention_mask=mask, use_cache=True,
+                                 position_ids=(mask.cumsum(-1) - 1).clamp(min=0), **keep)
+            logits = out.logits[:, -1].float()
+            self._joining += [(row, logits[i: i + 1], out.cache if i == 0 else None, mask if i == 0 else None)
+                              for i, row in enumerate(fresh)]
+        self._queued = []
+
+    def _embeds(self, batch: Batch, done: int = 0) -> torch.Tensor:
+        """The batch's embeddings from column `done` on (one row then), images that start before it left out."""
+        features, ids = batch.image_features, batch.input_ids
+        if done and features is not None:
             features = features[int((ids[0, :done] == self.model.image_token_id).sum()) // self.model.num_image_tokens:]
-        embeds = self.model.embed_multimodal(ids[:, done:], image_features=features, side=batch.side)
-        out = self.model.llm(inputs_embeds=embeds, attention_mask=torch.ones_like(ids),
-                             position_ids=torch.arange(done, length, device=ids.device)[None], cache=cache,
-                             use_cache=True, **({"logits_to_keep": 1} if self.model._keeps_logits else {}))
-        self._joining.append((row, out.logits[:, -1].float(), out.cache, length))
+        return self.model.embed_multimodal(ids[:, done:], image_features=features, side=batch.side)
 
     def _decode_one(self, row: _Row, token: torch.Tensor) -> torch.Tensor:
         out = self.model.llm(encoder_outputs=row.state["encoder"], attention_mask=row.state["mask"],
@@ -154,7 +186,8 @@ class Engine:
 
     @torch.no_grad()
     def step(self) -> list[Sequence]:
-        """One token for every row (joined rows enter here); returns the sequences that finished."""
+        """One token for every row (joined rows enter here); returns the sequences that finished. A prefill that
+        fails ends the sequences in it (`Sequence.error`), not the running ones."""
         logits = []
         if self.rows and self.seq2seq:
             logits = [self._decode_one(r, torch.tensor([[r.tokens[-1]]], device=self.model.device)) for r in self.rows]
@@ -162,27 +195,39 @@ class Engine:
             last = torch.tensor([[r.tokens[-1]] for r in self.rows], device=self.model.device)
             out = self.model.llm(inputs_embeds=self.model.embed_multimodal(last), **self.kv.step_inputs())
             logits = [out.logits[:, -1].float()]
-        for row, first, cache, length in self._joining:
+        failed = self._failed_prefill()
+        for row, first, cache, mask in self._joining:
             self.rows.append(row)
             logits.append(first)
             if cache is not None:
-                self.kv.append(cache, length)
+                self.kv.extend(cache, mask)
         self._joining = []
         if not self.rows:
-            return []
-        finished = self._choose(torch.cat(logits))
+            return failed
+        finished = self._choose(logits[0] if len(logits) == 1 else torch.cat(logits))
         kept = [i for i, r in enumerate(self.rows) if r.seq.finish_reason is None]
         if self.prefixes is not None:
             for i in (i for i, r in enumerate(self.rows) if r.seq.finish_reason in ("stop", "length")):
                 row = self.rows[i]
-                fed = [*row.seq.example.input_ids, *row.tokens[:-1]]
-                keys = tuple(image_key(ref, self.pipe.processor.image_root) for ref in row.seq.example.images)
-                self.prefixes.store(fed, keys, self.kv.row(i))
+                self.prefixes.store([*row.seq.example.input_ids, *row.tokens[:-1]], row.keys, self.kv.row(i))
         if len(kept) < len(self.rows):
             if not self.seq2seq:
                 self.kv.keep(kept)
             self.rows = [self.rows[i] for i in kept]
-        return finished
+        return failed + finished
+
+    def _failed_prefill(self) -> list[Sequence]:
+        if not self._queued:
+            return []
+        queued = [row.seq for row, _, _ in self._queued]
+        try:
+            self._prefill()
+        except Exception as e:  # about these prompts (the running rows have taken their step already)
+            self._queued, self._joining = [], [j for j in self._joining if j[0].seq not in queued]
+            for seq in queued:
+                seq.error, seq.finish_reason = e, "error"
+            return [seq for seq in queued if seq.finish_reason == "error"]
+        return []
 
     def _choose(self, logits: torch.Tensor) -> list[Sequence]:
         """float[B, V] -> each row's next token, following its options; returns the sequences that ended."""

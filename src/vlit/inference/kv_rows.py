@@ -53,19 +53,17 @@ class RowCache:
     def __len__(self) -> int:
         return 0 if self.mask is None else self.mask.shape[0]
 
-    def append(self, cache: DynamicCache, length: int) -> None:
-        """Add a one-row cache of `length` tokens as the last row."""
-        device = cache.layers[0].keys.device
-        mask = torch.ones((1, length), dtype=torch.long, device=device)
-        lengths = torch.tensor([length], device=device)
+    def extend(self, cache: DynamicCache, mask: torch.Tensor) -> None:
+        """Add the rows of a left-padded cache, with their attention mask long[N, T], after the others."""
+        lengths = mask.sum(1)
         if self.cache is None:
             self.cache, self.mask, self.lengths = cache, mask, lengths
             return
-        width = self.mask.shape[1]
-        grow, pad = max(length - width, 0), max(width - length, 0)
-        for mine, theirs in zip(self.cache.layers, cache.layers, strict=True):
-            mine.keys = torch.cat([_pad_left(mine.keys, grow), _pad_left(theirs.keys, pad)])
-            mine.values = torch.cat([_pad_left(mine.values, grow), _pad_left(theirs.values, pad)])
+        width, theirs = self.mask.shape[1], mask.shape[1]
+        grow, pad = max(theirs - width, 0), max(width - theirs, 0)
+        for mine, other in zip(self.cache.layers, cache.layers, strict=True):
+            mine.keys = torch.cat([_pad_left(mine.keys, grow), _pad_left(other.keys, pad)])
+            mine.values = torch.cat([_pad_left(mine.values, grow), _pad_left(other.values, pad)])
         self.mask = torch.cat([F.pad(self.mask, (grow, 0)), F.pad(mask, (pad, 0))])
         self.lengths = torch.cat([self.lengths, lengths])
 

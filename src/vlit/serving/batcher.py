@@ -254,6 +254,9 @@ class Batcher:
             self._finish(job, seq)
 
     def _finish(self, job: Job, seq: Sequence) -> None:
+        if seq.error is not None:
+            job.future.set_exception(_client_error(seq.error))
+            return
         if seq.finish_reason == "cancelled":
             self.stats.cancelled += 1
         self.stats.prefix_hits += seq.cached_tokens > 0
