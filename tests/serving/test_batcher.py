@@ -1,5 +1,6 @@
-"""The queue: grouping by options, batched == one at a time, limits, cancellation, failures that stay alone;
-and how the HTTP layer answers when the queue is full, stopped, or the model fails unexpectedly."""
+"""The queue: continuous batching (any options share the running batch, answers equal to one at a time), the
+static policy kept for comparison, limits, cancellation, failures that stay alone; and how the HTTP layer
+answers when the queue is full, stopped, or the model fails unexpectedly."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from vlit.data.conversation import Conversation
+from vlit.inference.engine import Engine
 from vlit.inference.pipeline import GenerationOptions, Pipeline
 from vlit.serving.api import create_app
 from vlit.serving.batcher import Batcher
@@ -28,70 +30,87 @@ def pipe(debug_model) -> Pipeline:
     return Pipeline(*debug_model)
 
 
-@pytest.fixture
-def calls(pipe, monkeypatch) -> list[int]:
-    """Batch sizes of the pipeline's `generate_ids` calls."""
-    sizes: list[int] = []
-    original = pipe.generate_ids
-
-    def recording(conversations, **generation):
-        sizes.append(len(conversations))
-        return original(conversations, **generation)
-
-    monkeypatch.setattr(pipe, "generate_ids", recording)
-    return sizes
-
-
 def _results(jobs, timeout: float = 60):
     return [job.future.result(timeout) for job in jobs]
 
 
-def test_equal_options_share_a_batch_and_match_one_at_a_time(pipe, calls, red_image):
+def _alone(pipe: Pipeline, conversation: Conversation, options: GenerationOptions) -> list[int]:
+    return pipe.generate_ids([conversation], **dataclasses.asdict(options))[0]
+
+
+def test_requests_of_any_options_share_the_running_batch_and_match_one_at_a_time(pipe, red_image):
     conversations = [Conversation.single(q, image=red_image if i % 2 else None) for i, q in enumerate(QUESTIONS)]
-    sampled = GenerationOptions(max_new_tokens=6, do_sample=True, temperature=0.7)
+    options = [GREEDY, LONG, GenerationOptions(max_new_tokens=9, repetition_penalty=1.3), LONG]
     seeded = GenerationOptions(max_new_tokens=6, do_sample=True, temperature=0.7, seed=3)
-    batcher = Batcher(pipe, max_batch_size=4, batch_wait_s=0.3)
-    greedy = [batcher.submit(c, GREEDY) for c in conversations]  # queued before the worker starts
-    others = [batcher.submit(conversations[0], sampled), batcher.submit(conversations[1], sampled),
-              batcher.submit(conversations[0], seeded), batcher.submit(conversations[0], GREEDY)]
+    batcher = Batcher(pipe, max_batch_size=8)
+    jobs = [batcher.submit(c, o) for c, o in zip(conversations, options, strict=True)]
+    sampled = batcher.submit(conversations[0], seeded)  # queued before the worker starts: all start together
     batcher.start()
-    batched = _results(greedy)
-    _results(others)
+    done = _results(jobs)
+    with_company = sampled.future.result(60)
+    alone_sample = batcher.submit(conversations[0], seeded).future.result(60)
     batcher.stop()
-    # Greedy x4 together, the two unseeded samples together, the seeded one alone, the late greedy one alone.
-    assert calls == [4, 2, 1, 1]
-    assert batcher.stats.batches == 4 and batcher.stats.batched_requests == 6 and batcher.stats.largest_batch == 4
-    alone = [pipe.generate_ids([c], **dataclasses.asdict(GREEDY))[0] for c in conversations]
-    assert [r.completion_tokens for r in batched] == [len(ids) for ids in alone]
-    assert [r.text for r in batched] == [pipe.decode(ids) for ids in alone]
-    assert batched[0].prompt_tokens == len(pipe.processor.encode(conversations[0], add_generation_prompt=True))
+    alone = [_alone(pipe, c, o) for c, o in zip(conversations, options, strict=True)]
+    assert [r.completion_tokens for r in done] == [len(ids) for ids in alone]
+    assert [r.text for r in done] == [pipe.decode(ids) for ids in alone]
+    assert done[0].prompt_tokens == len(pipe.processor.encode(conversations[0], add_generation_prompt=True))
+    # A seeded sample has its own random generator: its neighbours do not change it.
+    assert with_company.text == alone_sample.text
+    assert batcher.stats.batched_requests == 5 and batcher.stats.largest_batch == 5
+    assert batcher.stats.steps < sum(len(ids) for ids in alone)
 
 
-def test_a_request_that_fails_does_not_fail_its_batch(pipe, calls, monkeypatch):
-    batcher = Batcher(pipe, max_batch_size=4, batch_wait_s=0.2, max_prompt_tokens=40)
+def test_a_request_joins_the_running_batch_without_waiting_for_it_to_finish(pipe):
+    batcher = Batcher(pipe, max_batch_size=4)
+    batcher.start()
+    long = batcher.submit(Conversation.single("Tell me a story."), GenerationOptions(max_new_tokens=60))
+    while not batcher.stats.steps:
+        time.sleep(0.005)
+    short = batcher.submit(Conversation.single("Hi."), GREEDY)
+    short.future.result(60)
+    assert not long.future.done()  # the short one finished while the long one was still being decoded
+    long.future.result(60)
+    batcher.stop()
+    assert batcher.stats.batched_requests == 2
+
+
+def test_static_batching_waits_for_a_batch_of_equal_options(pipe):
+    batcher = Batcher(pipe, max_batch_size=4, batch_wait_s=0.3, static=True)
+    jobs = [batcher.submit(Conversation.single(q), GREEDY) for q in QUESTIONS[:3]]
+    other = batcher.submit(Conversation.single("Other."), LONG)
+    batcher.start()
+    _results([*jobs, other])
+    batcher.stop()
+    assert batcher.stats.batched_requests == 3 and batcher.stats.largest_batch == 3
+
+
+def test_a_request_that_fails_does_not_fail_the_others(pipe, monkeypatch):
+    batcher = Batcher(pipe, max_batch_size=4, max_prompt_tokens=40)
     jobs = [batcher.submit(Conversation.single(q), GREEDY) for q in ("One?", "word " * 60, "Two?")]
     batcher.start()
     with pytest.raises(APIError) as info:
         jobs[1].future.result(60)
     assert info.value.status == 400 and info.value.code == "context_length_exceeded"
     first, third = jobs[0].future.result(60), jobs[2].future.result(60)
-    assert calls == [2]
-    # A batch whose forward pass fails is retried one request at a time.
-    original = pipe.generate_ids
+    # A decoding step that fails fails the answers in it; the worker starts afresh for the next ones.
+    original = Engine.step
+    failures = iter([True])
 
-    def fail_batches(conversations, **generation):
-        if len(conversations) > 1:
-            raise RuntimeError("batch failure")
-        return original(conversations, **generation)
+    def fail_once(self):
+        if next(failures, False):
+            raise RuntimeError("step failure")
+        return original(self)
 
-    monkeypatch.setattr(pipe, "generate_ids", fail_batches)
+    monkeypatch.setattr(Engine, "step", fail_once)
+    with pytest.raises(RuntimeError):
+        batcher.submit(Conversation.single("One?"), GREEDY).future.result(60)
     again = _results([batcher.submit(Conversation.single(q), GREEDY) for q in ("One?", "Two?")])
     batcher.stop()
     assert [r.text for r in again] == [first.text, third.text]
 
 
-def test_queue_limit_cancellation_and_stop(pipe, calls):
-    batcher = Batcher(pipe, max_queue=2, batch_wait_s=0)
+def test_queue_limit_cancellation_and_stop(pipe):
+    batcher = Batcher(pipe, max_queue=2)
     kept = batcher.submit(Conversation.single("Hi"), GREEDY)
     dropped = batcher.submit(Conversation.single("Bye"), GREEDY)
     with pytest.raises(APIError) as info:
@@ -100,7 +119,7 @@ def test_queue_limit_cancellation_and_stop(pipe, calls):
     dropped.cancel()  # the client went away while it waited
     batcher.start()
     assert kept.future.result(60).text is not None
-    assert dropped.future.cancelled() and calls == [1]
+    assert dropped.future.cancelled() and batcher.stats.requests == 1
     batcher.stop()
     with pytest.raises(APIError) as info:
         batcher.submit(Conversation.single("Late"), GREEDY)
@@ -108,56 +127,52 @@ def test_queue_limit_cancellation_and_stop(pipe, calls):
 
 
 def test_cancelling_a_running_job_stops_its_row_at_the_next_step(pipe):
-    """A client that leaves a non-streamed request mid-answer: its row of the batch stops, its neighbour's
-    answer is the one it gets alone, and alone a cancelled job ends the generation."""
+    """A client that leaves a non-streamed request mid-answer: its row stops, its neighbour's answer is the one
+    it gets alone."""
     story, count = Conversation.single("Tell me a story."), Conversation.single("Count to three.")
-    alone = pipe.generate_ids([count], **dataclasses.asdict(LONG))[0]
+    alone = _alone(pipe, count, LONG)
     steps: list[int] = []
     leaving: list = []
 
     def step(module, args) -> None:
         steps.append(1)
-        if len(steps) == 3:
+        if len(steps) == 4:
             leaving[0].cancel()
 
     handle = pipe.model.llm.get_decoder().register_forward_pre_hook(step)
-    batcher = Batcher(pipe, max_batch_size=2, batch_wait_s=0.3)
+    batcher = Batcher(pipe, max_batch_size=2)
     try:
         leaving.append(batcher.submit(story, LONG))
         staying = batcher.submit(count, LONG)
         batcher.start()
         left, stayed = leaving[0].future.result(60), staying.future.result(60)
         assert stayed.completion_tokens == len(alone) and stayed.text == pipe.decode(alone)
-        assert left.completion_tokens <= 3 < len(alone)
-        steps.clear()
-        leaving[0] = batcher.submit(story, LONG)
-        assert leaving[0].future.result(60).completion_tokens <= 3
-        assert len(steps) <= 3 < LONG.max_new_tokens
+        assert left.completion_tokens <= 4 < len(alone)
     finally:
         handle.remove()
         batcher.stop()
-    assert batcher.stats.cancelled == 2 and batcher.stats.batched_requests == 2
+    assert batcher.stats.cancelled == 1 and batcher.stats.batched_requests == 2
 
 
 def test_streaming_through_the_queue(pipe):
     batcher = Batcher(pipe)
     batcher.start()
     pieces: list[str] = []
-    job = batcher.submit(Conversation.single("Tell me a story."), LONG, on_piece=pieces.append)
+    job = batcher.submit(Conversation.single("Tell me a story."), LONG, on_piece=lambda p, _: pieces.append(p))
     done = job.future.result(60)
     assert "".join(pieces) == done.text == pipe.chat(Conversation.single("Tell me a story."), max_new_tokens=24)
     # A client that leaves after the first piece stops the generation; the worker goes on with the next job.
     seen: list[str] = []
     submitted = threading.Event()
 
-    def leave(piece: str) -> None:
+    def leave(piece: str, _) -> None:
         seen.append(piece)
         submitted.wait(10)
         job.cancel()
 
     job = batcher.submit(Conversation.single("Tell me a story."), LONG, on_piece=leave)
     submitted.set()
-    assert job.future.result(60).text == seen[0] and len(seen) == 1
+    assert job.future.result(60).completion_tokens < LONG.max_new_tokens and len(seen) <= 2
     assert batcher.submit(Conversation.single("Hi"), GREEDY).future.result(60).text is not None
     batcher.stop()
     assert batcher.stats.streams == 2

@@ -130,16 +130,16 @@ def test_malformed_json_and_schema_errors(api_http):
     assert response.status_code == 400 and "could not parse the JSON" in _shape(response.json(), 400)
     cases = [({"messages": HELLO}, "model"),
              ({"model": MODEL, "messages": []}, "messages"),
-             ({"model": MODEL, "messages": [{"role": "tool", "content": "x"}]}, "messages[0].role"),
+             ({"model": MODEL, "messages": [{"role": "robot", "content": "x"}]}, "messages[0].role"),
              ({"model": MODEL, "messages": [{"role": "user", "content": [{"type": "audio"}]}]},
               "messages[0].content[0]"),
              ({"model": MODEL, "messages": HELLO, "temperature": 3}, "temperature"),
              ({"model": MODEL, "messages": HELLO, "stop": ["ok", ""]}, "stop[1]"),
              ({"model": MODEL, "messages": HELLO, "vlit": {"task": "dance"}}, "vlit.task")]
-    for body, param in cases:
+    for body, param in cases:  # 400, as OpenAI and vLLM answer a body that does not fit (not FastAPI's 422)
         response = api_http.post("/v1/chat/completions", json=body)
-        assert response.status_code == 422, body
-        assert _shape(response.json(), 422, param, "invalid_request").startswith(f"{param}: ")
+        assert response.status_code == 400, body
+        assert _shape(response.json(), 400, param, "invalid_request").startswith(f"{param}: ")
 
 
 @pytest.mark.parametrize(("messages", "words"), [

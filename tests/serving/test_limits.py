@@ -114,10 +114,10 @@ def test_lone_surrogates_are_refused_naming_the_field(api_http, body, param):
      "messages[0].content[0].image_url.url"),
 ])
 def test_a_lone_surrogate_in_a_length_constrained_field_fails_the_schema(api_http, body, param):
-    # pydantic refuses it where it measures the string (as it does an empty stop string): 422 naming it.
+    # pydantic refuses it where it measures the string (as it does an empty stop string): 400 naming it.
     response = api_http.post("/v1/chat/completions", content=json.dumps({"model": MODEL, **body}).encode(),
                              headers={"content-type": "application/json"})
-    assert response.status_code == 422 and _error(response.json(), param, "invalid_request")
+    assert response.status_code == 400 and _error(response.json(), param, "invalid_request")
 
 
 @pytest.mark.parametrize("seed", [2**64, -(2**70), 10**30])

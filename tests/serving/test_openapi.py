@@ -41,7 +41,7 @@ def test_every_route_documents_its_statuses_with_the_error_body(api_server):
     (404, {"json": {"model": "gpt-4o", "messages": HELLO}}),
     (413, {"content": json.dumps({"model": MODEL, "messages": HELLO, "pad": "x" * (3 << 20)}).encode(),
            "headers": {"content-type": "application/json"}}),
-    (422, {"json": {"model": MODEL, "messages": []}}),
+    (400, {"json": {"model": MODEL, "messages": []}}),
 ])
 def test_answered_errors_match_the_documented_body(api_server, api_http, status, request_kw):
     response = api_http.post("/v1/chat/completions", **request_kw)

@@ -21,6 +21,7 @@ from vlit.data.conversation import Conversation
 from vlit.data.loading.batch import Batch
 from vlit.data.loading.processor import Example, Processor
 from vlit.errors import VlitError
+from vlit.inference.logits import penalties
 from vlit.inference.ranking import Normalize, RankResult, rank, rank_letters, require_user_turn_last
 from vlit.inference.stopping import Cancel, CancelRows, StopCutter, cut_at_stop
 from vlit.models.feature_cache import FeatureCache
@@ -36,20 +37,36 @@ copy of the processor: a server tokenizes on its request threads, never on the t
 
 @dataclass(frozen=True)
 class GenerationOptions:
-    """How to decode. Greedy by default; `do_sample` uses `temperature` and `top_p`; `num_beams` > 1 is beam
-    search. `stop` strings end an answer (the chat template's end-of-turn strings always do)."""
+    """How to decode. Greedy by default; `do_sample` uses `temperature`, `top_p`, `top_k` and `min_p`;
+    `num_beams` > 1 is beam search. `stop` strings end an answer (the chat template's end-of-turn strings always
+    do), and so do `stop_token_ids` (like the end-of-sequence token: neither counted nor shown). The penalties
+    and `logit_bias` change the scores before any choice (`vlit.inference.logits` says how)."""
 
     max_new_tokens: int = 256
     min_new_tokens: int = 0
     do_sample: bool = False
     temperature: float = 1.0
     top_p: float = 1.0
+    top_k: int = 0
+    """Sample among the k most likely tokens; 0: all."""
+    min_p: float = 0.0
     num_beams: int = 1
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    repetition_penalty: float = 1.0
+    """CTRL's penalty (transformers' `RepetitionPenaltyLogitsProcessor`) on tokens already in the answer."""
+    frequency_penalty: float = 0.0
+    """OpenAI's: subtracted once per earlier occurrence of a token in the answer."""
+    presence_penalty: float = 0.0
+    """OpenAI's: subtracted once from every token already in the answer."""
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    """(token id, bias) pairs added to the scores, as OpenAI's `logit_bias`."""
+    stop_token_ids: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stop", tuple(self.stop))
+        object.__setattr__(self, "stop_token_ids", tuple(self.stop_token_ids))
+        object.__setattr__(self, "logit_bias", tuple((int(t), float(b)) for t, b in self.logit_bias))
         if self.max_new_tokens < 1:
             raise VlitError(f"max_new_tokens: must be >= 1, got {self.max_new_tokens}")
         if not 0 <= self.min_new_tokens <= self.max_new_tokens:
@@ -60,8 +77,17 @@ class GenerationOptions:
             raise VlitError(f"top_p: must be in (0, 1], got {self.top_p}")
         if self.num_beams < 1:
             raise VlitError(f"num_beams: must be >= 1, got {self.num_beams}")
-        if not self.do_sample and (self.temperature != 1.0 or self.top_p != 1.0):
-            raise VlitError("temperature, top_p: only used when sampling; pass do_sample=True")
+        if self.top_k < 0 or not 0 <= self.min_p <= 1:
+            raise VlitError(f"top_k, min_p: must be >= 0 and in [0, 1], got {self.top_k}, {self.min_p}")
+        if not self.do_sample and (self.temperature != 1.0 or self.top_p != 1.0 or self.top_k or self.min_p):
+            raise VlitError("temperature, top_p, top_k, min_p: only used when sampling; pass do_sample=True")
+        if self.repetition_penalty <= 0:
+            raise VlitError(f"repetition_penalty: must be > 0, got {self.repetition_penalty}")
+        for name in ("frequency_penalty", "presence_penalty"):
+            if not -2 <= getattr(self, name) <= 2:
+                raise VlitError(f"{name}: must be in [-2, 2] (OpenAI's range), got {getattr(self, name)}")
+        if any(not -100 <= b <= 100 for _, b in self.logit_bias):
+            raise VlitError("logit_bias: biases must be in [-100, 100] (OpenAI's range)")
         if any(not s for s in self.stop):
             raise VlitError("stop: stop strings must not be empty")
 
@@ -91,10 +117,10 @@ class GenerationOptions:
 
     def generate_kwargs(self) -> dict:
         """The keyword arguments of transformers' `generate` (stop strings are added by the pipeline)."""
-        kwargs = {"max_new_tokens": self.max_new_tokens, "min_new_tokens": self.min_new_tokens,
-                  "do_sample": self.do_sample, "num_beams": self.num_beams}
+        kwargs = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample, "num_beams": self.num_beams}
         if self.do_sample:
-            kwargs |= {"temperature": self.temperature, "top_p": self.top_p}
+            kwargs |= {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k or None,
+                       "min_p": self.min_p or None}
         else:
             # The LLM's own generation config may carry sampling defaults; greedy must not warn about them.
             kwargs |= {"temperature": None, "top_p": None, "top_k": None}
@@ -147,10 +173,18 @@ class Pipeline:
         batch = self.processor.collate(examples, padding_side="left", with_pixels=False, with_labels=False)
         return replace(batch.to(self.model.device), image_features=self.features.features(batch.images))
 
+    @property
+    def end_ids(self) -> tuple[int, ...]:
+        """The LLM's end-of-sequence ids: an answer ends before them."""
+        eos = self.model.llm.generation_config.eos_token_id
+        return (eos,) if isinstance(eos, int) else tuple(eos or ())
+
     def _generate_kwargs(self, options: GenerationOptions, stop_criterion: StopStringCriteria | None = None,
                          more: Sequence[StoppingCriteria] = ()) -> dict:
         stops = stop_criterion if stop_criterion is not None else self._stops(options)
-        return {**options.generate_kwargs(), "stopping_criteria": StoppingCriteriaList([stops, *more])}
+        ends = (*self.end_ids, *options.stop_token_ids)
+        return {**options.generate_kwargs(), "stopping_criteria": StoppingCriteriaList([stops, *more]),
+                "logits_processor": penalties(options, ends), "eos_token_id": list(ends)}
 
     def _stops(self, options: GenerationOptions) -> StopStringCriteria:
         """transformers' stop-string criterion, built once per set of stop strings: building it scans the
@@ -177,12 +211,11 @@ class Pipeline:
         more = [CancelRows(cancelled)] if cancelled is not None else []
         with _seeded(options.seed):
             out = self.model.generate(**inputs.model_inputs(), **self._generate_kwargs(options, stop_criterion, more))
-        return [self._trim(row) for row in out.tolist()]
+        return [self._trim(row, options) for row in out.tolist()]
 
-    def _trim(self, ids: list[int]) -> list[int]:
-        eos = self.model.llm.generation_config.eos_token_id
-        eos = {eos} if isinstance(eos, int) else set(eos or [])
-        cut = next((i for i, t in enumerate(ids) if t in eos), len(ids))
+    def _trim(self, ids: list[int], options: GenerationOptions) -> list[int]:
+        ends = {*self.end_ids, *options.stop_token_ids}
+        cut = next((i for i, t in enumerate(ids) if t in ends), len(ids))
         ids = ids[:cut]
         pad = self.tokenizer.pad_token_id
         while ids and ids[-1] == pad:  # rows that stopped early on a stop string are padded to the longest

@@ -3,7 +3,7 @@
 
 No request does unbounded work: the body's size is capped before it is parsed (`Guard`), its text and options
 before anything is fetched or tokenized (`messages.check`), remote images are fetched on the event loop under
-one deadline, and request threads decode images, tokenize and compile stop strings (`PromptEncoder`), so the
+one deadline, and request threads decode images, tokenize and compile grammars (`PromptEncoder`), so the
 `Batcher`'s one worker thread only runs the model. A client that leaves has its generation stopped, streamed
 or not. Every error leaves in OpenAI's shape (`vlit.serving.errors`), never as a traceback; the OpenAPI
 schema (`/openapi.json`) documents each status with that body.
@@ -26,10 +26,11 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from vlit.data.loading.transforms import ImageSpec
 from vlit.errors import VlitError
+from vlit.inference.engine import TokenLogprob
 from vlit.inference.grounding import parse_grounding
 from vlit.inference.pipeline import Pipeline
 from vlit.serving import schema
-from vlit.serving.batcher import Batcher, Job
+from vlit.serving.batcher import Batcher, Completion, Job
 from vlit.serving.errors import APIError, error_body
 from vlit.serving.handlers import Guard, add_error_handlers
 from vlit.serving.images import fetch_images
@@ -48,9 +49,10 @@ STREAM_OR_JSON = {"description": "The completion; with `stream: true`, server-se
 def create_app(pipe: Pipeline, settings: ServerSettings | None = None) -> FastAPI:
     settings = settings or ServerSettings()
     batcher = Batcher(pipe, settings.max_batch_size, settings.batch_wait_ms / 1000, settings.max_queue,
-                      settings.max_prompt_tokens)
+                      settings.max_prompt_tokens, settings.static_batching, settings.prefix_cache_size)
     encoder = PromptEncoder(pipe, settings)
     started = int(time.time())
+    token_text = encoder.token_text
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -104,14 +106,14 @@ def create_app(pipe: Pipeline, settings: ServerSettings | None = None) -> FastAP
         try:
             if chat.stream:
                 include_usage = chat.stream_options is not None and chat.stream_options.include_usage
-                return await _stream(batcher, prepared, settings.model_name, include_usage, request)
+                return await _stream(batcher, prepared, settings.model_name, include_usage, request, token_text)
             job = _submit(batcher, prepared)
             done = await _unless_gone(request, job, asyncio.wrap_future(job.future))
         except ClientGone:
             return Response(status_code=CLIENT_GONE)
         boxes = answer_boxes(done.text, prepared, pipe.processor.image_spec)
         return schema.completion(schema.completion_id(), settings.model_name, done.text, done.finish_reason,
-                                 done.prompt_tokens, done.completion_tokens, boxes)
+                                 _usage(done), boxes, _logprobs(done.logprobs, token_text), done.scores)
 
     return app
 
@@ -134,9 +136,23 @@ class ClientGone(Exception):
     """The client closed the connection before its answer was ready."""
 
 
-def _submit(batcher: Batcher, prepared: Prepared, on_piece: Callable[[str], None] | None = None) -> Job:
-    return batcher.submit(prepared.conversation, prepared.options, on_piece, prepared.example,
-                          prepared.stop_criterion)
+def _submit(batcher: Batcher, prepared: Prepared,
+            on_piece: Callable[[str, list[TokenLogprob]], None] | None = None) -> Job:
+    d = prepared.decoding
+    return batcher.submit(prepared.conversation, prepared.options, on_piece=on_piece, example=prepared.example,
+                          grammar=prepared.grammar, choices=d.choices, top_logprobs=d.top_logprobs)
+
+
+def _usage(done: Completion) -> dict:
+    return schema.usage(done.prompt_tokens, done.completion_tokens, done.cached_tokens)
+
+
+def _logprobs(entries: list[TokenLogprob] | None, text: Callable[[int], str]) -> list[dict] | None:
+    """OpenAI's `logprobs.content` for the answer's tokens (their texts decoded one token at a time)."""
+    if entries is None:
+        return None
+    return [schema.token_logprob(text(e.token), e.logprob,
+                                 [schema.token_logprob(text(t), lp) for t, lp in e.top]) for e in entries]
 
 
 async def _disconnected(request: Request) -> None:
@@ -167,18 +183,20 @@ def _sse(body: dict | str) -> str:
     return f"data: {body if isinstance(body, str) else json.dumps(body)}\n\n"
 
 
-async def _stream(batcher: Batcher, prepared: Prepared, model: str, include_usage: bool,
-                  request: Request) -> StreamingResponse:
-    """Server-sent `chat.completion.chunk`s: the role, the content pieces, the finish reason, `[DONE]`."""
+async def _stream(batcher: Batcher, prepared: Prepared, model: str, include_usage: bool, request: Request,
+                  token_text: Callable[[int], str]) -> StreamingResponse:
+    """Server-sent `chat.completion.chunk`s: the role, the content pieces (with their tokens' log-probabilities
+    when asked), the finish reason, the usage when asked, `[DONE]`."""
     loop = asyncio.get_running_loop()
-    pieces: asyncio.Queue[str | None] = asyncio.Queue()
+    pieces: asyncio.Queue[tuple[str, list[TokenLogprob]] | None] = asyncio.Queue()
+    wants_logprobs = prepared.decoding.top_logprobs is not None
 
-    def put(item: str | None) -> None:  # called from the worker thread
+    def put(*item) -> None:  # called from the worker thread
         with suppress(RuntimeError):  # the loop has closed: the server is shutting down, nobody listens
-            loop.call_soon_threadsafe(pieces.put_nowait, item)
+            loop.call_soon_threadsafe(pieces.put_nowait, item or None)
 
     job = _submit(batcher, prepared, on_piece=put)  # 503 before any byte
-    job.future.add_done_callback(lambda _: put(None))
+    job.future.add_done_callback(lambda _: put())
     # The status line waits for the first piece, so a request the worker refuses still gets its own status
     # rather than a 200 followed by an error event; a client that leaves while it waits is noticed.
     first = await _unless_gone(request, job, pieces.get())
@@ -186,16 +204,17 @@ async def _stream(batcher: Batcher, prepared: Prepared, model: str, include_usag
         raise job.future.exception()
     cid = schema.completion_id()
 
-    def chunk(delta: dict | None, finish: str | None = None) -> str:
-        return _sse(schema.chunk(cid, model, delta, finish, with_usage=include_usage))
+    def chunk(delta: dict | None, finish: str | None = None, entries: list[TokenLogprob] | None = None) -> str:
+        content = _logprobs(entries, token_text) if wants_logprobs else None
+        return _sse(schema.chunk(cid, model, delta, finish, with_usage=include_usage, content_logprobs=content))
 
     async def events() -> AsyncIterator[str]:
         try:
             yield chunk({"role": "assistant", "content": ""})
-            piece = first
-            while piece is not None:
-                yield chunk({"content": piece})
-                piece = await pieces.get()
+            item = first
+            while item is not None:
+                yield chunk({"content": item[0]}, entries=item[1])
+                item = await pieces.get()
             try:
                 done = job.future.result()
             except APIError as e:  # the status line has gone out: OpenAI sends errors as an event then
@@ -207,8 +226,7 @@ async def _stream(batcher: Batcher, prepared: Prepared, model: str, include_usag
                 return
             yield chunk({}, done.finish_reason)
             if include_usage:
-                yield _sse({**schema.chunk(cid, model, None),
-                            "usage": schema.usage(done.prompt_tokens, done.completion_tokens)})
+                yield _sse({**schema.chunk(cid, model, None), "usage": _usage(done)})
             yield _sse("[DONE]")
         finally:
             job.cancel()  # a client that left mid-answer stops the generation

@@ -16,7 +16,7 @@ def serve_parser() -> argparse.ArgumentParser:
     defaults = ServerSettings()
     parser = argparse.ArgumentParser(prog="vlit serve", description=(
         "Serve a checkpoint through an OpenAI-compatible API (POST /v1/chat/completions, GET /v1/models, "
-        "GET /health). Concurrent requests share batched forward passes."))
+        "GET /health). Concurrent requests are decoded in one running batch (continuous batching)."))
     add_checkpoint_args(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     parser.add_argument("--port", type=int, default=8000)
@@ -24,9 +24,14 @@ def serve_parser() -> argparse.ArgumentParser:
     parser.add_argument("--api-key", default=os.environ.get("VLIT_API_KEY"),
                         help="require 'Authorization: Bearer KEY' (default: $VLIT_API_KEY; none: no key)")
     limits = parser.add_argument_group("batching and limits")
-    limits.add_argument("--max-batch-size", type=int, default=defaults.max_batch_size)
+    limits.add_argument("--max-batch-size", type=int, default=defaults.max_batch_size,
+                        help="answers decoded at once; a request joins the running batch at the next step")
+    limits.add_argument("--static-batching", action="store_true",
+                        help="start a batch only when the previous one has finished (the older policy)")
     limits.add_argument("--batch-wait-ms", type=float, default=defaults.batch_wait_ms,
-                        help="how long a request may wait for others to share its batch")
+                        help="with --static-batching: how long a request may wait for others to share its batch")
+    limits.add_argument("--prefix-cache-size", type=int, default=defaults.prefix_cache_size,
+                        help="finished answers whose KV cache is kept for the conversation's next turn")
     limits.add_argument("--max-queue", type=int, default=defaults.max_queue,
                         help="waiting requests beyond this get 503")
     limits.add_argument("--max-tokens-limit", type=int, default=defaults.max_tokens_limit,
@@ -57,7 +62,8 @@ def serve_settings(args: argparse.Namespace) -> ServerSettings:
     default_max_tokens = args.default_max_tokens or min(ServerSettings.default_max_tokens, args.max_tokens_limit)
     return ServerSettings(
         model_name=args.model_name or args.checkpoint.resolve().name, api_key=args.api_key,
-        max_batch_size=args.max_batch_size, batch_wait_ms=args.batch_wait_ms, max_queue=args.max_queue,
+        max_batch_size=args.max_batch_size, static_batching=args.static_batching,
+        batch_wait_ms=args.batch_wait_ms, prefix_cache_size=args.prefix_cache_size, max_queue=args.max_queue,
         max_body_bytes=int(args.max_body_mb * MIB), max_image_bytes=int(args.max_image_mb * MIB),
         max_image_pixels=args.max_image_pixels, max_images=args.max_images,
         max_tokens_limit=args.max_tokens_limit, default_max_tokens=default_max_tokens,

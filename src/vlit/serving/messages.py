@@ -14,7 +14,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from PIL import Image
-from transformers import StopStringCriteria
 
 from vlit.data.conversation import IMAGE_TOKEN, Conversation, Turn
 from vlit.data.loading.processor import Example
@@ -22,6 +21,7 @@ from vlit.errors import VlitError
 from vlit.inference.pipeline import GenerationOptions
 from vlit.inference.tasks import with_task
 from vlit.serving.errors import APIError
+from vlit.serving.fields import Decoding, decoding, refuse_tools
 from vlit.serving.images import load_image_url
 from vlit.serving.schema import ChatRequest, ImagePart, Message, TextPart
 from vlit.serving.settings import ServerSettings
@@ -33,7 +33,7 @@ SEED_RANGE = range(-(2**63), 2**64)
 @dataclass
 class Prepared:
     """What the worker needs for one request, plus the size boxes are measured against. `example` and
-    `stop_criterion` (the prompt tokenized, the stop strings compiled) are filled by `PromptEncoder`."""
+    `grammar` (the prompt tokenized, the grammar compiled) are filled by `PromptEncoder`."""
 
     conversation: Conversation
     options: GenerationOptions
@@ -41,8 +41,9 @@ class Prepared:
     max_tokens_given: bool = False
     """The client set `max_tokens` (or `max_completion_tokens`): the context must hold it, or the request is
     refused; a default is lowered to what the context leaves instead."""
+    decoding: Decoding = Decoding()
     example: Example | None = None
-    stop_criterion: StopStringCriteria | None = None
+    grammar: object | None = None
 
 
 def prepare(request: ChatRequest, settings: ServerSettings, fetched: Mapping[str, bytes] | None = None
@@ -53,12 +54,14 @@ def prepare(request: ChatRequest, settings: ServerSettings, fetched: Mapping[str
     conversation = to_conversation(request, settings, fetched or {})
     images = conversation.images
     given = request.max_completion_tokens is not None or request.max_tokens is not None
-    return Prepared(conversation, options, images[-1].size if images else None, given)
+    return Prepared(conversation, options, images[-1].size if images else None, given, decoding(request))
 
 
 def check(request: ChatRequest, settings: ServerSettings) -> GenerationOptions:
     """The generation options, once the text is checked: its length over all messages against
     `max_prompt_chars`, and that it is Unicode a tokenizer can take (JSON lets `"\\ud800"` through)."""
+    refuse_tools(request)
+    decoding(request)
     options = generation_options(request, settings)
     count = sum(isinstance(p, ImagePart) for m in request.messages if isinstance(m.content, list)
                 for p in m.content)
@@ -121,13 +124,28 @@ def generation_options(request: ChatRequest, settings: ServerSettings) -> Genera
             raise APIError(400, f"{where}: a stop string of {len(stop)} characters is over this server's limit "
                                 f"of {settings.max_stop_chars} (--max-stop-chars)", where)
     sampling = GenerationOptions.sampling(request.temperature, request.top_p)
-    # A seed only matters when sampling; greedy requests that differ only in it still share a batch.
-    seed = request.seed if sampling["do_sample"] else None
-    options = {"max_new_tokens": max_tokens, "stop": request.stops, "seed": seed, **sampling}
+    if sampling["do_sample"]:
+        # vLLM's "off" for top_k is -1 (or 0). Greedy decoding drops the seed, top_k and min_p: the most likely
+        # token is in every top-k and above every min-p, and no random draw is made.
+        sampling |= {"seed": request.seed, "top_k": max(request.top_k or 0, 0), "min_p": request.min_p or 0.0}
+    if request.min_tokens is not None and request.min_tokens > max_tokens:
+        raise APIError(400, f"min_tokens: {request.min_tokens} is over the answer's {max_tokens} tokens", "min_tokens")
+    logit_bias = tuple((_token_id(k, "logit_bias"), v) for k, v in (request.logit_bias or {}).items())
+    options = {"max_new_tokens": max_tokens, "stop": request.stops, **sampling,
+               "min_new_tokens": request.min_tokens or 0, "repetition_penalty": request.repetition_penalty or 1.0,
+               "frequency_penalty": request.frequency_penalty or 0.0,
+               "presence_penalty": request.presence_penalty or 0.0, "logit_bias": logit_bias,
+               "stop_token_ids": tuple(request.stop_token_ids or ())}
     try:
         return GenerationOptions(**options)
     except VlitError as e:
         raise APIError(400, str(e)) from None
+
+
+def _token_id(key: str, param: str) -> int:
+    if not key.isdigit():
+        raise APIError(400, f"{param}: {key!r} is not a token id", f"{param}.{key}")
+    return int(key)
 
 
 def to_conversation(request: ChatRequest, settings: ServerSettings, fetched: Mapping[str, bytes]) -> Conversation:

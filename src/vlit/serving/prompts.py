@@ -1,9 +1,9 @@
-"""Tokenizing prompts and compiling stop strings on request threads, so the one thread that runs the model only
-runs the model: a 10 MB prompt tokenized there once held every other request for 13 s.
+"""Tokenizing prompts and compiling grammars on request threads, so the one thread that runs the model only runs
+the model: a 10 MB prompt tokenized there once held every other request for 13 s.
 
 The encoder owns a copy of the pipeline's processor: a fast tokenizer shared between threads fails ("Already
 borrowed") when one encodes while another reads it, and the worker keeps decoding with the original. Requests
-take turns on the copy (a lock); each turn is bounded by the server's limits on text and stop strings.
+take turns on the copy (a lock); each turn is bounded by the server's limits on text.
 """
 
 from __future__ import annotations
@@ -11,17 +11,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 import threading
-from collections import OrderedDict
 from functools import cached_property
 
-from transformers import StopStringCriteria
-
+from vlit.errors import VlitError
+from vlit.inference.constraints import Grammars
 from vlit.inference.pipeline import GenerationOptions, Pipeline
 from vlit.serving.errors import APIError
 from vlit.serving.messages import Prepared
 from vlit.serving.settings import ServerSettings
-
-STOP_SETS_KEPT = 8
 
 
 class PromptEncoder:
@@ -30,7 +27,20 @@ class PromptEncoder:
         self.settings = settings
         self.processor = copy.deepcopy(pipe.processor)
         self._lock = threading.Lock()
-        self._stops: OrderedDict[tuple[str, ...], StopStringCriteria] = OrderedDict()
+
+    def token_text(self, token: int) -> str:
+        """One token's text, for log-probabilities (the worker decodes with the pipeline's own tokenizer)."""
+        with self._lock:
+            return self.processor.tokenizer.decode([token], skip_special_tokens=False)
+
+    @cached_property
+    def vocab_size(self) -> int:
+        return self.pipe.model.llm.get_output_embeddings().weight.shape[0]
+
+    @cached_property
+    def grammars(self) -> Grammars:
+        """Built at the first grammar (it reads the whole vocabulary), on its own copy of the tokenizer."""
+        return Grammars(copy.deepcopy(self.processor.tokenizer), self.vocab_size, self.pipe.end_ids)
 
     @cached_property
     def context_length(self) -> int | None:
@@ -47,14 +57,32 @@ class PromptEncoder:
         return None
 
     def encode(self, prepared: Prepared) -> Prepared:
-        """`prepared` with its prompt tokenized, its stop strings compiled and `max_new_tokens` fitted to the
-        context; APIError 400 (`context_length_exceeded`) when the prompt, or prompt and `max_tokens`, do not
-        fit."""
+        """`prepared` with its prompt tokenized, its grammar compiled and `max_new_tokens` fitted to the context;
+        APIError 400 (`context_length_exceeded`) when the prompt, or prompt and `max_tokens`, do not fit, and
+        400 for token ids outside the vocabulary or a grammar that does not compile."""
+        self._check_tokens(prepared.options)
         with self._lock:
             example = self.processor.encode(prepared.conversation, add_generation_prompt=True)
             options = self._fit(len(example), prepared.options, prepared.max_tokens_given)
-            criterion = self._criterion(self.pipe.stop_strings(options))
-        return dataclasses.replace(prepared, options=options, example=example, stop_criterion=criterion)
+        return dataclasses.replace(prepared, options=options, example=example, grammar=self._grammar(prepared))
+
+    def _check_tokens(self, options: GenerationOptions) -> None:
+        named = [("logit_bias", t) for t, _ in options.logit_bias] + [("stop_token_ids", t)
+                                                                    for t in options.stop_token_ids]
+        for param, token in named:
+            if not 0 <= token < self.vocab_size:
+                raise APIError(400, f"{param}: token id {token} is outside the vocabulary (0 to "
+                                    f"{self.vocab_size - 1})", param)
+
+    def _grammar(self, prepared: Prepared) -> object | None:
+        spec = prepared.decoding.grammar
+        if spec is None:
+            return None
+        kind, value, param = spec
+        try:
+            return self.grammars.json(value) if kind == "json" else self.grammars.regex(value)
+        except VlitError as e:
+            raise APIError(400, f"{param}: {e}", param, "invalid_grammar") from None
 
     def _fit(self, prompt: int, options: GenerationOptions, given: bool) -> GenerationOptions:
         limit = self.settings.max_prompt_tokens
@@ -76,16 +104,6 @@ class PromptEncoder:
                             f"{prompt + wanted} tokens ({prompt} in the messages, {wanted} in the completion). "
                             "Please reduce the length of the messages or completion.")
         return dataclasses.replace(options, max_new_tokens=context - prompt)
-
-    def _criterion(self, stops: tuple[str, ...]) -> StopStringCriteria:
-        """transformers' stop-string criterion for `stops`, built on the copy's tokenizer (building scans the
-        vocabulary) and kept for the next request with the same stop strings."""
-        if stops not in self._stops:
-            if len(self._stops) >= STOP_SETS_KEPT:
-                self._stops.popitem(last=False)
-            self._stops[stops] = StopStringCriteria(self.processor.tokenizer, list(stops))
-        self._stops.move_to_end(stops)
-        return self._stops[stops]
 
 
 def _too_long(message: str) -> APIError:

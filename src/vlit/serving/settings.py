@@ -19,9 +19,15 @@ class ServerSettings:
     api_key: str | None = None
     """When set, every `/v1/` request needs `Authorization: Bearer <api_key>` (401 otherwise)."""
     max_batch_size: int = 8
-    """Requests answered by one forward pass at most (1 turns batching off)."""
+    """Answers decoded in one batch at most (1 turns batching off); a request joins the running batch at the next
+    decoding step while there is room."""
+    static_batching: bool = False
+    """The older policy, kept to measure against: a batch of requests with equal options starts only when the
+    previous batch has finished."""
     batch_wait_ms: float = 10.0
-    """How long the first waiting request may wait for others to share its batch."""
+    """With `static_batching`: how long the first waiting request may wait for others to share its batch."""
+    prefix_cache_size: int = 8
+    """Finished answers whose KV cache (prompt and answer) is kept for the conversation's next turn (0: none)."""
     max_queue: int = 64
     """Requests waiting beyond this get 503 at once instead of a long wait."""
     max_body_bytes: int = 20 * MIB
@@ -65,8 +71,9 @@ class ServerSettings:
                      "max_stop_chars"):
             if getattr(self, name) < 1:
                 raise VlitError(f"{name}: must be >= 1, got {getattr(self, name)}")
-        if self.max_images < 0:
-            raise VlitError(f"max_images: must be >= 0, got {self.max_images}")
+        for name in ("max_images", "prefix_cache_size"):
+            if getattr(self, name) < 0:
+                raise VlitError(f"{name}: must be >= 0, got {getattr(self, name)}")
         if self.batch_wait_ms < 0 or self.image_fetch_timeout_s <= 0:
             raise VlitError("batch_wait_ms, image_fetch_timeout_s: must be >= 0 and > 0")
         if self.default_max_tokens > self.max_tokens_limit:
