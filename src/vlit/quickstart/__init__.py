@@ -6,7 +6,7 @@
    tuning), LLaVA-1.5-style (MLP, then MLP + LoRA), MiniGPT-v2-style (merge of 4 tokens + LoRA, task
    identifiers);
 3. evaluates each on held-in and held-out test splits (a 95% interval beside every score), and the same models
-   with an untrained connector on two of them; checks that each model uses its image (the image-shuffle check);
+   with an untrained connector on the headline split; checks that each model uses its image (the image-shuffle check);
    prints the table, example answers beside the ground truth, the MiniGPT-v2-style model's boxes drawn on test
    scenes, the time of every phase, and where every output is.
 
