@@ -16,6 +16,7 @@ from vlit.evaluation.metrics import (
     metric_for,
     multiple_choice_metrics,
     refer_metrics,
+    sample_scores,
     vqa_accuracy,
     vqa_metrics,
     yes_no_metrics,
@@ -201,3 +202,15 @@ def test_metric_table_names_every_eval_task_and_every_benchmarks_metric():
     assert {name: METRICS[name].headline for name in EVAL_TASKS} == {
         "vqa": "vqa_accuracy", "multiple_choice": "accuracy", "classification": "accuracy", "yes_no": "accuracy",
         "caption": "cider", "refer": "accuracy", "open": None}
+
+
+def test_sample_scores_are_each_answers_own_score():
+    samples = [_sample("vqa", ["red"] * 10), _sample("classification", ["coat"], ["bag", "coat"]),
+               _sample("yes_no", ["no"]), _sample("refer", [(10, 10, 50, 50)], image_size=(100, 100)),
+               _sample("multiple_choice", ["B"], ["bag", "coat"])]
+    answers = ["red", "a bag", "no", "{<10><10><50><50>}", "B"]
+    assert sample_scores(answers, samples) == [1.0, 0.0, 1.0, 1.0, 1.0]
+    # The mean of the per-sample scores is the metric's headline.
+    assert sample_scores(["blue", "red"], [samples[0]] * 2) == [0.0, 1.0]
+    with pytest.raises(VlitError, match="not a mean over samples"):
+        sample_scores(["a cat"], [_sample("caption", ["a cat"])])

@@ -237,6 +237,23 @@ def metric_spec(task: EvalTask) -> MetricSpec:
     return spec
 
 
+def sample_scores(predictions: Sequence[str], samples: Sequence[EvalSample]) -> list[float]:
+    """Each answer's own score by its task's headline metric (1.0 / 0.0 for accuracies, VQA accuracy, IoU > 0.5
+    for refer): what paired comparisons of two models on the same samples need. A corpus-level metric (CIDEr,
+    F1, ROC-AUC) has no per-sample value and raises."""
+    out = []
+    for prediction, sample in zip(predictions, samples, strict=True):
+        spec = metric_spec(sample.task)
+        if sample.task not in PER_SAMPLE:
+            raise VlitError(f"task {sample.task!r}: its metric ({spec.headline}) is not a mean over samples")
+        out.append(float(metric_for(sample.task)([prediction], [sample])[spec.headline]))
+    return out
+
+
+PER_SAMPLE = ("vqa", "multiple_choice", "classification", "yes_no", "refer")
+"""Metrics whose headline is a mean of one value per sample (yes_no: its accuracy, not POPE's F1)."""
+
+
 def metric_for(task: EvalTask) -> Metric:
     """The metric that scores samples of `task`."""
     spec = metric_spec(task)
