@@ -34,7 +34,7 @@ def test_quick_runs_end_to_end_and_reuses_finished_arms(tmp_path, capsys):
     assert set(curves) == {"sqrt", "proportional", "uniform"}
     # Every held-in split at the instruction stage's 2 steps, a checkpoint each.
     assert all(len(curve) == 2 for by_split in curves.values() for curve in by_split.values())
-    lengths = results[1]["per_key"]["Q: {} A:"]
+    lengths = results[1]["per_key"]["ambiguous prompts"]
     assert set(lengths) == {"words:open", "words:short"}
     arms = out / "arms"
     assert sorted(p.name for p in arms.iterdir()) == ["instructblip", "instructblip-proportional",

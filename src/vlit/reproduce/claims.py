@@ -114,12 +114,13 @@ CLAIMS: dict[str, Claim] = {c.name: c for c in (
     Claim("response-format", "LLaVA-1.5",
           "With the response-format prompts the model answers short when asked to and long when asked to; with "
           "InstructBLIP-style ambiguous prompts (`Q: {} A:`) it overfits to short answers.",
-          (Arm("response-format prompts", "reproduce/llava15"), Arm("Q: {} A:", "reproduce/llava15-ambiguous")),
+          (Arm("response-format prompts", "reproduce/llava15"),
+           Arm("ambiguous prompts", "reproduce/llava15-ambiguous")),
           ("model.prompt_style", "stages.*.data.datasets.*.style"),
           (Comparison(Measure("words per answer to an open question", ("words:open",), "words"),
-                      "response-format prompts", "Q: {} A:", "higher", 2.0),
+                      "response-format prompts", "ambiguous prompts", "higher", 2.0),
            Comparison(Measure("words per short-answer question", ("words:short",), "words"),
-                      "response-format prompts", "Q: {} A:", "close", 1.0, decides=False)),
+                      "response-format prompts", "ambiguous prompts", "close", 1.0, decides=False)),
           note="Long request: the open question `What do you see in this picture?` about scene images, asked the "
                "same way of both arms (a natural question, in neither arm's training prompts); short request: "
                "scenes_vqa asked as each arm was trained (with `Answer the question using a single word or "
@@ -151,7 +152,7 @@ def select(names: list[str]) -> list[Claim]:
         if key not in CLAIMS:
             raise VlitError(f"claim {name!r}: not one of {', '.join(order)} (or 1-{len(order)})")
         out.append(CLAIMS[key])
-    return out
+    return list(dict.fromkeys(out))
 
 
 def score_keys(claims: list[Claim], recipe: str) -> set[str]:

@@ -78,7 +78,8 @@ def run(claims: list[Claim], seeds: list[int], out: Path, budget: Budget) -> Pat
     header = [
         f"Run: {len(claims)} claims, {len(recipes)} arms x {len(seeds)} seeds (seeds {', '.join(map(str, seeds))}), "
         f"{'--quick' if budget.steps else 'the default budget'}: {budget.eval_samples} test samples per split, "
-        f"{budget.length_samples} per answer-length request, curves on {budget.curve_samples} per held-in split.",
+        f"{budget.length_samples} per answer-length request, curves on {budget.curve_samples} per held-in split; "
+        f"intervals from {budget.resamples} bootstrap redraws.",
         f"Machine: {machine()}. This invocation: {minutes:.1f} min (arm-seeds finished earlier are reused, not "
         f"timed again); per arm-seed training + scoring as last run: "
         f"{each} min; "

@@ -146,6 +146,7 @@ def plot_claim(result: ClaimResult, path: Path) -> None:
         ax.set_xticks(range(len(values)), list(arms), fontsize=8)
         ax.set_title(measure.name, fontsize=9)
         ax.set_ylabel("score x 100" if measure.unit == "points" else "words")
+        ax.set_ylim(bottom=0, top=max(1.0, *(v.high for v in values)) * 1.1)
     if result.curves:
         ax = axes[0][-1]
         for (label, by_split), colour in zip(result.curves.items(), COLOURS, strict=False):

@@ -22,7 +22,7 @@ Verdict = Literal["reproduced", "not reproduced", "inconclusive at this budget"]
 
 RULE = (
     "Verdict rule (fixed before any run, the same for every claim): for each comparison, the 95% interval of the "
-    "paired difference (first arm minus second; bootstrap over seeds and test samples, 2000 redraws). A claim "
+    "paired difference (first arm minus second; bootstrap over seeds and test samples). A claim "
     "that one arm beats the other by at least a margin m (3 points for accuracies, 2 words for answer "
     "lengths) is **reproduced** when the whole interval lies above 0; otherwise **not reproduced** when it lies "
     "wholly below m (the data rule out an effect as large as m in the claimed direction; this includes an "
