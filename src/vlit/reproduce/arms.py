@@ -36,9 +36,9 @@ class Budget:
 
     steps: int | None = None
     """Every stage this many steps (None: the recipe's)."""
-    eval_samples: int = 24
+    eval_samples: int = 16
     """Test samples scored per split (the first ones of each split: the same samples for every arm and seed)."""
-    curve_samples: int = 8
+    curve_samples: int = 6
     """Samples per held-in split at each checkpoint of a curve."""
     length_samples: int = 12
     """Requests per answer-length score."""
