@@ -17,14 +17,16 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "vlit"
 
 # package -> the vlit packages it must never import (directly or inside a function)
 FORBIDDEN: dict[str, tuple[str, ...]] = {
-    "config": ("assets", "data", "models", "training", "inference", "evaluation", "serving", "quickstart"),
-    "assets": ("data", "models", "training", "inference", "evaluation", "serving", "quickstart"),
-    "data": ("models", "training", "inference", "evaluation", "serving", "quickstart"),
-    "models": ("training", "inference", "evaluation", "serving", "quickstart"),
-    "training": ("inference", "evaluation", "serving", "quickstart"),
-    "inference": ("training", "evaluation", "serving", "quickstart"),
-    "evaluation": ("training", "serving", "quickstart"),
-    "serving": ("training", "evaluation", "quickstart"),
+    "config": ("assets", "data", "models", "training", "inference", "evaluation", "serving", "quickstart",
+               "reproduce"),
+    "assets": ("data", "models", "training", "inference", "evaluation", "serving", "quickstart", "reproduce"),
+    "data": ("models", "training", "inference", "evaluation", "serving", "quickstart", "reproduce"),
+    "models": ("training", "inference", "evaluation", "serving", "quickstart", "reproduce"),
+    "training": ("inference", "evaluation", "serving", "quickstart", "reproduce"),
+    "inference": ("training", "evaluation", "serving", "quickstart", "reproduce"),
+    "evaluation": ("training", "serving", "quickstart", "reproduce"),
+    "serving": ("training", "evaluation", "quickstart", "reproduce"),
+    "reproduce": ("serving", "quickstart"),
 }
 
 

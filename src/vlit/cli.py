@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "chat": ("vlit.inference.cli:chat_main", "chat about an image in the terminal, streaming the answers"),
     "serve": ("vlit.serving.cli:serve_main", "serve a checkpoint through an OpenAI-compatible API"),
     "demo": ("vlit.serving.cli:demo_main", "a web page (Gradio) to chat with a checkpoint and see its boxes"),
+    "reproduce": ("vlit.reproduce.cli:main", "run the papers' ablations in miniature: seeds, intervals, verdicts"),
 }
 
 

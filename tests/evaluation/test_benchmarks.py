@@ -53,3 +53,10 @@ def test_yaml_paths_are_relative_to_the_yaml_and_names_unique(tmp_path):
         resolve_benchmarks([str(listing)])
     with pytest.raises(VlitError, match="a benchmark YAML, a quickstart folder or a dataset file"):
         resolve_benchmarks([str(tmp_path / "notes.txt")])
+
+
+def test_the_papers_benchmarks_refuse_an_ablation_style_by_name(tmp_path):
+    # A suite's prompts are written for the papers' three styles; an ablation's style is refused before reading.
+    bench = BenchmarkConfig(name="pope", format="pope", path=str(tmp_path))
+    with pytest.raises(VlitError, match="not 'minigptv2_untagged'"):
+        load_samples(bench, "minigptv2_untagged")

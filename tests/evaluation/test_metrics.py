@@ -16,6 +16,7 @@ from vlit.evaluation.metrics import (
     metric_for,
     multiple_choice_metrics,
     refer_metrics,
+    sample_scores,
     vqa_accuracy,
     vqa_metrics,
     yes_no_metrics,
@@ -214,3 +215,15 @@ def test_alternatives_of_one_answer_score_any_match_in_full():
     assert vqa_metrics(["1"], [voted])["vqa_accuracy"] == pytest.approx(1 / 3)
     assert vqa_metrics(["one"], [built])["vqa_accuracy"] == 1.0
     assert vqa_metrics(["2"], [built])["vqa_accuracy"] == 0.0
+
+
+def test_sample_scores_are_each_answers_own_score():
+    samples = [_sample("vqa", ["red"] * 10), _sample("classification", ["coat"], ["bag", "coat"]),
+               _sample("yes_no", ["no"]), _sample("refer", [(10, 10, 50, 50)], image_size=(100, 100)),
+               _sample("multiple_choice", ["B"], ["bag", "coat"])]
+    answers = ["red", "a bag", "no", "{<10><10><50><50>}", "B"]
+    assert sample_scores(answers, samples) == [1.0, 0.0, 1.0, 1.0, 1.0]
+    # The mean of the per-sample scores is the metric's headline.
+    assert sample_scores(["blue", "red"], [samples[0]] * 2) == [0.0, 1.0]
+    with pytest.raises(VlitError, match="not a mean over samples"):
+        sample_scores(["a cat"], [_sample("caption", ["a cat"])])

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import get_args
 
 from vlit.cli import main as cli
-from vlit.config.model import StyleName
+from vlit.config.model import PaperStyle
 from vlit.evaluation.metrics import METRICS, MetricSpec
 from vlit.evaluation.report import markdown_table
 from vlit.evaluation.runner import Result
@@ -57,7 +57,7 @@ def test_the_list_reads_the_suites_table(monkeypatch, capsys):
 
 
 def test_every_suite_says_how_each_style_asks_it_and_what_its_metric_follows():
-    assert sorted(EVAL_STYLES) == sorted(get_args(StyleName))
+    assert sorted(EVAL_STYLES) == sorted(get_args(PaperStyle))
     for name, suite in SUITES.items():
         assert suite.reference.strip(), name
         assert list(suite.prompts) in (["all"], list(EVAL_STYLES)), name

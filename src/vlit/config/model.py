@@ -171,7 +171,11 @@ class LoRAConfig:
 
 
 ChatTemplateName = Literal["llm", "vicuna_v1", "llama2_inst", "chatml", "plain", "instructblip"]
-StyleName = Literal["instructblip", "llava15", "minigptv2"]
+PaperStyle = Literal["instructblip", "llava15", "minigptv2"]
+"""The three papers' prompt styles: the papers' benchmark suites say how each of them asks."""
+AblationStyle = Literal["llava15_ambiguous", "minigptv2_untagged", "multitask"]
+"""Styles of the papers' ablations (`vlit reproduce`): one of the above with one thing taken away."""
+StyleName = Literal[PaperStyle, AblationStyle]
 """The prompt styles of `vlit.data.prompting.styles.STYLES`."""
 
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import yaml
 
 from vlit.config import ConfigError, from_dict
 from vlit.config.data import PromptStyle
 from vlit.config.loader import load_text
-from vlit.config.model import StyleName
+from vlit.config.model import PaperStyle, StyleName
 from vlit.data.loading.transforms import ImageSpec
 from vlit.data.prompting.tasks import SCORABLE_TYPES, task_spec
 from vlit.data.reading.fields import read_json
@@ -123,6 +123,9 @@ def load_samples(bench: BenchmarkConfig, style: PromptStyle, seed: int = 0,
     named in a warning and skipped (`Samples.skipped`), where its reader parses rows through
     `vlit.evaluation.badrows`; a file that cannot be read at all still raises."""
     render: StyleName = "llava15" if style == "as_is" else style
+    if bench.suite is not None and render not in get_args(PaperStyle):
+        raise VlitError(f"{bench.name}: the papers' benchmarks are asked in {', '.join(get_args(PaperStyle))}, "
+                        f"not {render!r} (an ablation's style); choose one with --style")
     reader = READERS.get(bench.format) or bench.suite.read
     with collecting_bad_rows() as bad:
         samples = reader(bench, style, render, seed, frame)

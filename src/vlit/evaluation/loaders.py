@@ -167,7 +167,7 @@ def _built_sample(row: Conversation, record: TaskRecord, task: EvalTask, style: 
         last = max(i for i, t in enumerate(row.turns) if t.role == "user")
         conversation = Conversation(row.turns[:last + 1], list(row.images), row.id)
     else:
-        conversation = question_conversation(record, style, image, row.id, seed, frame)
+        conversation = question_conversation(record, style, image, row.id, seed, frame, row.meta.get("dataset"))
     # A task record's answers are alternatives of one answer (its first is the training target), not votes.
     meta: dict[str, Any] = {"task_type": record.type, "alternatives": True}
     if "dataset" in row.meta:

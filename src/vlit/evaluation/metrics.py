@@ -252,6 +252,20 @@ def metric_spec(task: EvalTask) -> MetricSpec:
     return spec
 
 
+def sample_scores(predictions: Sequence[str], samples: Sequence[EvalSample]) -> list[float]:
+    """Each answer's own score by its task's headline metric (1.0 / 0.0 for accuracies, VQA accuracy, IoU > 0.5
+    for refer): what paired comparisons of two models on the same samples need. A corpus-level metric (CIDEr,
+    F1, ROC-AUC) has no per-sample value and raises."""
+    out = []
+    for prediction, sample in zip(predictions, samples, strict=True):
+        spec = metric_spec(sample.task)
+        scores = spec.sample_scores([prediction], [sample])
+        if scores is None:
+            raise VlitError(f"task {sample.task!r}: its metric ({spec.headline}) is not a mean over samples")
+        out += scores
+    return out
+
+
 def metric_for(task: EvalTask) -> Metric:
     """The metric that scores samples of `task`."""
     spec = metric_spec(task)

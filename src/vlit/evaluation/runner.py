@@ -113,6 +113,14 @@ def run_benchmark(pipe: Pipeline, label: str, bench: BenchmarkConfig, out: Path,
     The questions are asked in `style` (`--style`), else the benchmark's own, else (`auto`) the style the
     model expects (`ModelConfig.prompt_style`). Answers are read back by that style; with `as_is` (a file's
     own prompts) by the model's."""
+    samples, predictions = predict_benchmark(pipe, label, bench, out, batch_size, style)
+    return score(label, bench, samples, predictions, out / label, judge)
+
+
+def predict_benchmark(pipe: Pipeline, label: str, bench: BenchmarkConfig, out: Path, batch_size: int = 8,
+                      style: DatasetStyle | None = None) -> tuple[Samples, list[str]]:
+    """The benchmark's samples and the model's answers in sample order, asked as `run_benchmark` says; answers
+    are appended to `out/label/<benchmark>.predictions.jsonl`, and those already there are reused."""
     style = style or (pipe.model.config.prompt_style if bench.style == "auto" else bench.style)
     frame = pipe.processor.image_spec
     samples = load_samples(bench, style, frame=frame)
@@ -139,7 +147,7 @@ def run_benchmark(pipe: Pipeline, label: str, bench: BenchmarkConfig, out: Path,
             f.flush()
             bar.update(len(batch))
     attach_scores(samples, {s.id: done[s.id][1] for s in samples})
-    return score(label, bench, samples, [done[s.id][0] for s in samples], folder, judge)
+    return samples, [done[s.id][0] for s in samples]
 
 
 def score(label: str, bench: BenchmarkConfig, samples: list[EvalSample], predictions: list[str],

@@ -93,10 +93,11 @@ def image_size(path: str, where: str) -> tuple[int, int]:
 
 
 def question_conversation(record: TaskRecord, style: StyleName, image: str | None, sample_id: str,
-                          seed: int = 0, frame: ImageSpec | None = None) -> Conversation:
+                          seed: int = 0, frame: ImageSpec | None = None, dataset: str | None = None) -> Conversation:
     """The record asked in `style` (via `vlit.data.prompting.styles`, the same prompts training uses), answer
     dropped: the user turns up to the last one. InstructBLIP templates are drawn with an rng seeded by (seed,
     id), so a benchmark's prompts do not change between runs. A box in the question (identify) is named in
-    `frame`, the model's image input."""
-    turns = render(record, style, random.Random(f"{seed}:{sample_id}"), image=image is not None, frame=frame)
+    `frame`, the model's image input. `dataset`: the record's dataset (the multitask style asks with its name)."""
+    turns = render(record, style, random.Random(f"{seed}:{sample_id}"), image=image is not None, frame=frame,
+                   dataset=dataset)
     return Conversation(turns[:-1], [] if image is None else [image], sample_id)

@@ -320,6 +320,6 @@ def test_answers_are_read_back_by_the_style():
     assert STYLES["llava15"].choice_answer == "letter"
     assert STYLES["instructblip"].choice_answer == STYLES["minigptv2"].choice_answer == "option"
     for name in STYLES:  # the one box reader reads every style's boxes back, through the frame
-        target = render(RECORDS["refer"], name, random.Random(0), frame=_spec("pad"))[1].content
+        target = render(RECORDS["refer"], name, random.Random(0), frame=_spec("pad"), dataset="d")[1].content
         ((phrase, box),) = read_boxes(target, *SIZE, frame=_spec("pad"))
         assert phrase is None and box == pytest.approx((24, 30, 110, 90), abs=2)  # within a grid cell

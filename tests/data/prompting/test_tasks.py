@@ -6,6 +6,7 @@ from typing import get_args
 
 import pytest
 
+from vlit.config.model import StyleName
 from vlit.data.prompting.styles import STYLES
 from vlit.data.prompting.tasks import SCORABLE_TYPES, TASK_TYPES, TASKS, task_spec
 from vlit.data.prompting.templates import TaskType, load_templates
@@ -41,4 +42,4 @@ def test_every_style_renders_every_prompt_form():
     forms = {spec.prompt for spec in TASKS.values()}
     assert forms == {"short_answer", "choice", "caption", "question_generation", "dialogue", "refer", "identify",
                      "detection", "grounded_caption"}
-    assert set(STYLES) == {"instructblip", "llava15", "minigptv2"}
+    assert set(STYLES) == set(get_args(StyleName))

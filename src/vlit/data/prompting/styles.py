@@ -13,6 +13,13 @@ floats, read back with `vlit.data.prompting.boxes.read_boxes`).
   `<p>..</p> {..}`, several boxes joined by `<delim>`. A task without an identifier (question generation)
   stays untagged, as MiniGPT-v2 leaves tasks outside its six untagged.
 
+Three more are the papers' ablations (`vlit reproduce`), each the style above with one thing taken away:
+- `llava15_ambiguous`: LLaVA-1.5 without its response-format prompts: short answers and choices asked
+  InstructBLIP's ambiguous way, `Q: {question} A:`.
+- `minigptv2_untagged`: MiniGPT-v2 without task identifiers.
+- `multitask`: InstructBLIP's multitask baseline: no instruction, the raw input (the question, the phrase, the
+  box; nothing for a caption) after the dataset's name, `[scenes_vqa] What colour is the circle?`.
+
 Styles branch on a task's prompt form (`TaskSpec.prompt`), never on its name: a new task of an existing form
 needs no change here. Boxes are named in the model's frame (`render(..., frame=)`): on the padded or cropped
 square the model sees, or on the original image when it is stretched.
@@ -100,20 +107,22 @@ class PromptStyle:
     """How a multiple-choice answer is given: the option's letter (LLaVA-1.5) or its text."""
 
     def render(self, task: TaskRecord, rng: random.Random, image: bool = True,
-               frame: ImageSpec | None = None) -> list[Turn]:
+               frame: ImageSpec | None = None, dataset: str | None = None) -> list[Turn]:
         """User/assistant turns asking `task`; the first user turn starts with `<image>\\n` when `image`.
-        Boxes are named in `frame`, the model's image input (None: the original image)."""
+        Boxes are named in `frame`, the model's image input (None: the original image). `dataset`: the name of
+        the record's dataset (only the multitask style asks with it)."""
         box_texts = []
         if task.boxes:
             boxes, (width, height) = bx.boxes_in_frame(task.boxes, task.image_size, frame)
             box_texts = [self.boxes.format(b, width, height) for b in boxes]
         turns = []
-        for i, (prompt, answer) in enumerate(self.pairs(task, task_spec(task.type), box_texts, rng)):
+        for i, (prompt, answer) in enumerate(self.pairs(task, task_spec(task.type), box_texts, rng, dataset)):
             turns += [Turn("user", f"{IMAGE_TOKEN}\n{prompt}" if image and i == 0 else prompt),
                       Turn("assistant", answer)]
         return turns
 
-    def pairs(self, task: TaskRecord, spec: TaskSpec, box_texts: list[str], rng: random.Random) -> Pairs:
+    def pairs(self, task: TaskRecord, spec: TaskSpec, box_texts: list[str], rng: random.Random,
+              dataset: str | None) -> Pairs:
         raise NotImplementedError
 
     def answer(self, task: TaskRecord, spec: TaskSpec, box_texts: list[str]) -> str:
@@ -135,7 +144,8 @@ class PromptStyle:
 
 
 class InstructBLIPStyle(PromptStyle):
-    def pairs(self, task: TaskRecord, spec: TaskSpec, box_texts: list[str], rng: random.Random) -> Pairs:
+    def pairs(self, task: TaskRecord, spec: TaskSpec, box_texts: list[str], rng: random.Random,
+              dataset: str | None) -> Pairs:
         values = _fields(task, spec, box_texts)
         usable = [t for t in load_templates()[task.type] if template_fields(t, task.type) <= values.keys()]
         if not usable:
@@ -158,20 +168,29 @@ def _fields(task: TaskRecord, spec: TaskSpec, box_texts: list[str]) -> dict[str,
     return {k: v for k, v in values.items() if v}
 
 
+@dataclass(frozen=True)
 class LLaVA15Style(PromptStyle):
-    def pairs(self, task: TaskRecord, spec: TaskSpec, box_texts: list[str], rng: random.Random) -> Pairs:
+    format_prompts: bool = True
+    """Say the answer's format (`SHORT_ANSWER`, `LETTER_ANSWER`); False asks InstructBLIP's ambiguous
+    `Q: {question} A:` instead, which LLaVA-1.5 found makes a model answer short even when asked for more."""
+
+    def _asked(self, question: str, answer_format: str) -> str:
+        return f"{question}\n{answer_format}" if self.format_prompts else f"Q: {question} A:"
+
+    def pairs(self, task: TaskRecord, spec: TaskSpec, box_texts: list[str], rng: random.Random,
+              dataset: str | None) -> Pairs:
         target = self.answer(task, spec, box_texts)
         match spec.prompt:
             case "caption":
                 return [(BRIEF_CAPTION, target)]
             case "short_answer":
-                return [(f"{task.question}\n{SHORT_ANSWER}", target)]
+                return [(self._asked(task.question, SHORT_ANSWER), target)]
             case "choice":
-                return [(f"{lettered(task.question, task.options)}\n{LETTER_ANSWER}", target)]
+                return [(self._asked(lettered(task.question, task.options), LETTER_ANSWER), target)]
             case "question_generation":
                 return [(f"Write a question about the image whose answer is \"{task.answer}\".", target)]
             case "dialogue":
-                return [(f"{q}\n{SHORT_ANSWER}", a) for q, a in task.dialogue]
+                return [(self._asked(q, SHORT_ANSWER), a) for q, a in task.dialogue]
             case "refer":
                 return [("Please provide the bounding box coordinate of the region this sentence describes: "
                          f"{task.phrase}.", target)]
@@ -184,8 +203,13 @@ class LLaVA15Style(PromptStyle):
         raise VlitError(f"task.type: no llava15 prompt for {task.type!r} (prompt form {spec.prompt!r})")
 
 
+@dataclass(frozen=True)
 class MiniGPTv2Style(PromptStyle):
-    def pairs(self, task: TaskRecord, spec: TaskSpec, box_texts: list[str], rng: random.Random) -> Pairs:
+    identifiers: bool = True
+    """Start each instruction with its task's identifier; False is MiniGPT-v2's ablation without them."""
+
+    def pairs(self, task: TaskRecord, spec: TaskSpec, box_texts: list[str], rng: random.Random,
+              dataset: str | None) -> Pairs:
         target = self.answer(task, spec, box_texts)
         match spec.prompt:
             case "caption":
@@ -197,7 +221,7 @@ class MiniGPTv2Style(PromptStyle):
             case "question_generation":
                 prompt = f"Given the image, generate a question whose answer is: {task.answer}. Question:"
             case "dialogue":
-                return [(_tagged(spec, q), a) for q, a in task.dialogue]
+                return [(self._tagged(spec, q), a) for q, a in task.dialogue]
             case "refer":
                 prompt = f"give me the location of {task.phrase}"
             case "identify":
@@ -208,17 +232,48 @@ class MiniGPTv2Style(PromptStyle):
                 prompt = "briefly describe this image"
             case _:
                 raise VlitError(f"task.type: no minigptv2 prompt for {task.type!r} (prompt form {spec.prompt!r})")
-        return [(_tagged(spec, prompt), target)]
+        return [(self._tagged(spec, prompt), target)]
+
+    def _tagged(self, spec: TaskSpec, prompt: str) -> str:
+        return prompt if spec.identifier is None or not self.identifiers else f"[{spec.identifier}] {prompt}"
 
 
-def _tagged(spec: TaskSpec, prompt: str) -> str:
-    return prompt if spec.identifier is None else f"[{spec.identifier}] {prompt}"
+class MultitaskStyle(PromptStyle):
+    """InstructBLIP's multitask-learning baseline: the same records with no instruction at all, only the raw
+    input after the dataset's name, so the model can tell datasets apart but learns no instructions."""
+
+    def pairs(self, task: TaskRecord, spec: TaskSpec, box_texts: list[str], rng: random.Random,
+              dataset: str | None) -> Pairs:
+        if not dataset:
+            raise VlitError("style: 'multitask' asks with the dataset's name, and this record has none (a built "
+                            "row's `dataset` field)")
+        target = self.answer(task, spec, box_texts)
+        match spec.prompt:
+            case "short_answer":
+                raw = task.question
+            case "choice":
+                raw = f"{task.question} {', '.join(task.options)}"
+            case "question_generation":
+                raw = task.answer
+            case "dialogue":
+                *history, (question, _) = task.dialogue
+                raw = " ".join([*(f"{q} {a}" for q, a in history), question])
+            case "refer" | "detection":
+                raw = task.phrase
+            case "identify":
+                raw = box_texts[0]
+            case _:  # a caption, grounded or not: the image is the whole input
+                raw = ""
+        return [(f"[{dataset}] {raw}".rstrip(), target)]
 
 
 STYLES: dict[str, PromptStyle] = {
     "instructblip": InstructBLIPStyle("instructblip", GRID, "option"),
     "llava15": LLaVA15Style("llava15", UNIT, "letter"),
     "minigptv2": MiniGPTv2Style("minigptv2", GRID, "option"),
+    "llava15_ambiguous": LLaVA15Style("llava15_ambiguous", UNIT, "letter", format_prompts=False),
+    "minigptv2_untagged": MiniGPTv2Style("minigptv2_untagged", GRID, "option", identifiers=False),
+    "multitask": MultitaskStyle("multitask", GRID, "option"),
 }
 
 
@@ -231,19 +286,20 @@ def get_style(name: str) -> PromptStyle:
 
 
 def render(task: TaskRecord, style: str | PromptStyle, rng: random.Random, image: bool = True,
-           frame: ImageSpec | None = None) -> list[Turn]:
+           frame: ImageSpec | None = None, dataset: str | None = None) -> list[Turn]:
     """`task` asked in `style` (a name or a style); see `PromptStyle.render`. Only `instructblip` draws from
     `rng`."""
-    return (style if isinstance(style, PromptStyle) else get_style(style)).render(task, rng, image, frame)
+    chosen = style if isinstance(style, PromptStyle) else get_style(style)
+    return chosen.render(task, rng, image, frame, dataset)
 
 
 def render_tasks(tasks: Sequence[TaskRecord], style: str | PromptStyle, rng: random.Random, image: bool = True,
-                 frame: ImageSpec | None = None) -> list[Turn]:
+                 frame: ImageSpec | None = None, dataset: str | None = None) -> list[Turn]:
     """Several records about one image asked in one multi-turn conversation, in order (LLaVA-1.5 merges the QA
     pairs of an image so): each rendered as `render` does, the `<image>` marker only in the first question."""
     turns: list[Turn] = []
     for i, task in enumerate(tasks):
-        turns += render(task, style, rng, image=image and i == 0, frame=frame)
+        turns += render(task, style, rng, image=image and i == 0, frame=frame, dataset=dataset)
     return turns
 
 
@@ -262,7 +318,8 @@ def restyle(conversation: Conversation, style: str, rng: random.Random,
                         f"{len(conversation.images)}")
     try:
         tasks = row_tasks(conversation.meta)
-        turns = render_tasks(tasks, style, rng, image=bool(conversation.images), frame=frame)
+        turns = render_tasks(tasks, style, rng, image=bool(conversation.images), frame=frame,
+                             dataset=conversation.meta.get("dataset"))
     except VlitError as e:
         raise VlitError(f"row {conversation.id}: {e}") from e
     system = [conversation.turns[0]] if conversation.system is not None else []

@@ -103,7 +103,7 @@ def _examples(spec: DatasetSpec, split: str, count: int, rng: random.Random, fmn
 def task_row(row_id: str, image: str, task: TaskRecord, dataset: str, style: StyleName,
              rng: random.Random) -> dict[str, Any]:
     """One LLaVA row: the conversation rendered in `style` plus the dataset name and the task record."""
-    turns = render(task, style, rng)
+    turns = render(task, style, rng, dataset=dataset)
     return {"id": row_id, "image": image,
             "conversations": [{"from": _ROLES[t.role], "value": t.content} for t in turns],
             "dataset": dataset, "task": task.to_dict()}
