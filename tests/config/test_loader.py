@@ -109,3 +109,14 @@ def test_a_config_that_is_no_regular_file_is_refused(special_files):
     for path in special_files:
         with pytest.raises(ConfigError, match=f"^{path}: not a regular file$"):
             load_yaml(Config, path)
+
+
+def test_an_override_index_outside_the_list_is_named():
+    from vlit.config.loader import ConfigError, apply_overrides
+
+    data = {"stages": [{"steps": 1}, {"steps": 2}]}
+    with pytest.raises(ConfigError, match=r"'stages.9.steps': index 9 is out of range \(the list has 2 entries\)"):
+        apply_overrides(data, ["stages.9.steps=3"])
+    with pytest.raises(ConfigError, match="index -1 is out of range"):
+        apply_overrides(data, ["stages.-1.steps=3"])
+    assert apply_overrides(data, ["stages.1.steps=5"])["stages"][1]["steps"] == 5

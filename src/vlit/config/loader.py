@@ -168,24 +168,28 @@ def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
         parts = key.split(".")
         for i, part in enumerate(parts[:-1]):
             if isinstance(node, list):
-                node = node[_index(part, key)]
+                node = node[_index(part, key, len(node))]
             else:
                 node = node.setdefault(part, {})
             if not isinstance(node, dict | list):
                 raise ConfigError(f"override {item!r}: {'.'.join(parts[: i + 1])} is not a mapping")
         value = load_text(raw)
         if isinstance(node, list):
-            node[_index(parts[-1], key)] = value
+            node[_index(parts[-1], key, len(node))] = value
         else:
             node[parts[-1]] = value
     return data
 
 
-def _index(part: str, key: str) -> int:
+def _index(part: str, key: str, length: int) -> int:
+    """A list index of an override; an override only changes entries, so it must name one that exists."""
     try:
-        return int(part)
+        index = int(part)
     except ValueError:
         raise ConfigError(f"override {key!r}: {part!r} must be a list index") from None
+    if not 0 <= index < length:
+        raise ConfigError(f"override {key!r}: index {index} is out of range (the list has {length} entries)")
+    return index
 
 
 BUNDLED = Path(__file__).resolve().parents[1] / "configs"

@@ -68,11 +68,11 @@ def main(argv: list[str]) -> int:
 
     timer = PhaseTimer()
     out, data = args.out, args.out / "data"
+    configs = {name: recipe(name, args, data) for name in RECIPES}  # a bad override fails before any work
     if not (data / "manifest.json").exists():
         print(f"[1/3] building the quickstart data in {data}")
         with timer("data"):
             build_quickstart(data, seed=args.seed, scale=args.scale)
-    configs = {name: recipe(name, args, data) for name in RECIPES}
     checkpoints = {}
     for name, title in RECIPES.items():
         cfg = configs[name]
