@@ -62,6 +62,7 @@ def refer_boxes(folder: Path, data: Path, label: str, style: str) -> Path | None
     PNG (`<folder>/<label>/scenes_refer.boxes.png`); None when the model was not scored on it."""
     from PIL import Image
 
+    from vlit.data.reading.images import load_image
     from vlit.evaluation.benchmarks import load_samples, quickstart_benchmarks
     from vlit.evaluation.extract import extract_box
     from vlit.evaluation.metrics import iou
@@ -74,7 +75,7 @@ def refer_boxes(folder: Path, data: Path, label: str, style: str) -> Path | None
     bench = next(b for b in quickstart_benchmarks(data, names=["scenes_refer"]))
     tiles = []
     for sample in [s for s in load_samples(bench, style) if s.id in preds][:REFER_DRAWN]:
-        image = Image.open(sample.conversation.images[0]).convert("RGB")
+        image = load_image(sample.conversation.images[0])  # RGB, with vlit's pixel limit
         target = sample.references[0]
         phrase = str(sample.meta.get("phrase") or "target")
         found = [GroundedBox(f"target - {phrase}", target)]

@@ -31,8 +31,7 @@ it in a model's chat template (`[INST] <Img>..</Img> ..`) is `vlit.data.promptin
 from __future__ import annotations
 
 import random
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -40,6 +39,7 @@ from vlit.config.model import StyleName
 from vlit.data.conversation import IMAGE_TOKEN, Conversation, Turn
 from vlit.data.loading.transforms import ImageSpec
 from vlit.data.prompting import boxes as bx
+from vlit.data.prompting.box_text import GRID, UNIT, BoxText, ground_caption
 from vlit.data.prompting.tasks import TaskSpec, task_spec
 from vlit.data.prompting.templates import TaskRecord, load_templates, row_tasks, template_fields
 from vlit.errors import VlitError
@@ -58,40 +58,6 @@ def lettered(question: str, options: Sequence[str]) -> str:
 
 Pairs = list[tuple[str, str]]
 """(instruction, answer) rounds of one example, image marker not yet added."""
-
-
-# ---- boxes as text ----------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class BoxText:
-    """How a style writes boxes: one box, several (`join`), and a phrase grounded by its box (`mark`)."""
-
-    name: Literal["grid", "unit"]
-    join: str
-    mark: Callable[[str, str], str]
-
-    def format(self, box: Sequence[float], width: float, height: float) -> str:
-        """A pixel box of a `width` x `height` image as text."""
-        if self.name == "grid":
-            return bx.format_grid_box(bx.to_grid(box, width, height))
-        return bx.format_unit_box(bx.to_unit(box, width, height))
-
-
-GRID = BoxText("grid", bx.DELIM, lambda phrase, box: f"<p>{phrase}</p> {box}")
-UNIT = BoxText("unit", ", ", lambda phrase, box: f"{phrase} {box}")
-
-
-def ground_caption(caption: str, phrases: tuple[str, ...], box_texts: list[str],
-                   mark: Callable[[str, str], str]) -> str:
-    """`caption` with each phrase (found in order, case-insensitively) replaced by `mark(phrase, box)`."""
-    out, pos = [], 0
-    for phrase, box in zip(phrases, box_texts, strict=True):
-        m = re.compile(re.escape(phrase), re.IGNORECASE).search(caption, pos)
-        if m is None:
-            raise VlitError(f"task.phrases: {phrase!r} does not occur in the caption {caption!r} (in order)")
-        out += [caption[pos:m.start()], mark(m.group(0), box)]
-        pos = m.end()
-    return "".join(out) + caption[pos:]
 
 
 # ---- the style object -------------------------------------------------------------------------------------
