@@ -2,7 +2,8 @@
 
 1. Batched generation: 8 conversations in one left-padded batch vs one at a time, in tokens/s (target 3x).
 2. Ranking 10 candidates reusing the shared prompt's KV cache vs scoring each candidate as a full sequence
-   (target 2x); the scores of both are checked to agree.
+   (target 2x); the scores of both are checked to agree. Then 16 conversations' candidates ranked as one batch
+   (their prompts left-padded together) vs one conversation at a time, as an evaluation ranks a benchmark.
 3. Feature reuse: time to the first answer token of a second turn (image features cached) vs the first turn
    (features computed), and vs the same second turn with the cache cleared.
 
@@ -30,7 +31,7 @@ from PIL import Image
 from vlit.config import Config, load_yaml
 from vlit.data.conversation import Conversation
 from vlit.inference.pipeline import Pipeline
-from vlit.inference.ranking import rank, score_full
+from vlit.inference.ranking import rank, rank_many, score_full
 from vlit.models.build import build_model
 
 QUESTIONS = ["What is in this picture?", "Describe the image.", "What colour dominates?",
@@ -101,6 +102,24 @@ def shared_prompt_ranking(pipe: Pipeline, repeats: int) -> None:
           f"ratio {t_full / t_shared:5.2f}x (target 2x)")
 
 
+def many_prompt_ranking(pipe: Pipeline, repeats: int) -> None:
+    photos = images(16)
+    conversations = [Conversation.single(q, image=im) for q, im in zip(QUESTIONS * 2, photos, strict=True)]
+    features = pipe.features.features(photos)
+    model, processor = pipe.model, pipe.processor
+    alone = lambda: [rank(model, processor, c, LABELS, image_features=features[i: i + 1])
+                     for i, c in enumerate(conversations)]
+    batched = lambda: rank_many(model, processor, conversations, [LABELS] * len(conversations),
+                                image_features=features, batch_size=64)
+    diff = max(abs(a - b) for x, y in zip(alone(), batched(), strict=True) for a, b in zip(x.scores, y.scores,
+                                                                                            strict=True))
+    t = best_times({"alone": (_nothing, alone), "batched": (_nothing, batched)}, repeats)
+    print(f"ranking {len(LABELS)} candidates for each of {len(conversations)} conversations (max score difference "
+          f"{diff:.1e}):")
+    print(f"  one conversation at a time {t['alone'] * 1000:8.1f} ms   batched {t['batched'] * 1000:8.1f} ms   "
+          f"ratio {t['alone'] / t['batched']:5.2f}x")
+
+
 def second_turn(pipe: Pipeline, repeats: int) -> None:
     (image,) = images(1)
     first = Conversation.single("What is in this picture?", image=image)
@@ -134,8 +153,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny debug model, few tokens")
     parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--only", choices=["all", "decoder", "t5"], default="all",
-                        help="the decoder-only rows, the encoder-decoder rows, or both")
+    parser.add_argument("--only", choices=["all", "decoder", "t5", "ranking"], default="all",
+                        help="the decoder-only rows, the encoder-decoder rows, both, or the two ranking rows")
     args = parser.parse_args()
     cfg = load_yaml(Config, "debug" if args.quick else "llava15").model
     model, processor = build_model(dataclasses.replace(cfg, lora=None))
@@ -145,9 +164,14 @@ def main() -> None:
           f"{model.num_image_tokens} image tokens, torch threads {torch.get_num_threads()}; "
           f"each time is the fastest of {repeats} runs (multi-turn: {3 * repeats}) after a warm-up")
     with torch.inference_mode():
+        if args.only == "ranking":
+            shared_prompt_ranking(pipe, repeats)
+            many_prompt_ranking(pipe, repeats)
+            return
         if args.only != "t5":
             batched_generation(pipe, 4 if args.quick else 16, repeats)
             shared_prompt_ranking(pipe, repeats)
+            many_prompt_ranking(pipe, repeats)
             second_turn(pipe, repeats)
         if args.only == "decoder":
             return

@@ -45,7 +45,8 @@ from PIL import Image
 
 from vlit.config import Config, load_yaml
 from vlit.data.conversation import Conversation
-from vlit.inference.pipeline import GenerationOptions, Pipeline
+from vlit.inference.options import GenerationOptions
+from vlit.inference.pipeline import Pipeline
 from vlit.models.build import build_model
 from vlit.serving.api import create_app
 from vlit.serving.background import serve_in_background

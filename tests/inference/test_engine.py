@@ -14,7 +14,8 @@ from vlit.config import Config, load_yaml
 from vlit.data.conversation import Conversation
 from vlit.inference.constraints import Grammars
 from vlit.inference.engine import Engine, Sequence
-from vlit.inference.pipeline import GenerationOptions, Pipeline
+from vlit.inference.options import GenerationOptions
+from vlit.inference.pipeline import Pipeline
 
 QUESTIONS = ["What is this?", "Hi.", "Describe a red fox in the snow, please.", "Count to three.",
              "Tell me a story about the sea and the boats."]

@@ -7,7 +7,8 @@ import torch
 
 from vlit.data.conversation import Conversation
 from vlit.errors import VlitError
-from vlit.inference.pipeline import GenerationOptions, Pipeline
+from vlit.inference.options import GenerationOptions
+from vlit.inference.pipeline import Pipeline
 from vlit.models.feature_cache import image_key
 
 # Fixed-length answers: a random model's early stop would hide nothing, but fixed lengths compare every token.

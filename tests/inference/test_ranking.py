@@ -9,8 +9,9 @@ from vlit.data.conversation import Conversation
 from vlit.data.loading.processor import IGNORE_INDEX
 from vlit.data.prompting.chat_templates import Llama2Inst
 from vlit.errors import VlitError
+from vlit.inference.candidates import candidate_ids, tokenize_candidates
 from vlit.inference.pipeline import Pipeline
-from vlit.inference.ranking import candidate_ids, rank, rank_letters, score_full, tokenize_candidates
+from vlit.inference.ranking import rank, rank_letters, rank_many, score_full
 
 CANDIDATES = ["red", "a dark blue square", "bag", "bag pack", "7"]
 
@@ -165,3 +166,28 @@ def test_ranking_turns_dropout_off_and_restores_the_training_mode(qformer_model,
         assert all(m.training for m in model.modules())
     finally:
         model.eval()
+
+
+@pytest.mark.parametrize("variant", ["mlp", "qformer", "gpt2"])
+def test_ranking_many_conversations_in_one_batch_equals_each_alone(variant, debug_model, qformer_model,
+                                                                    gpt2_model, red_image):
+    model, processor = {"mlp": debug_model, "qformer": qformer_model, "gpt2": gpt2_model}[variant]
+    model.eval()
+    conversations = list(_conversations(red_image).values())  # prompts of different lengths: left padding
+    candidates = [CANDIDATES, ["bag", "7"], CANDIDATES[1:4]]
+    # candidates of several prompts share a chunk (batch_size 4 cuts across conversations)
+    many = rank_many(model, processor, conversations, candidates, batch_size=4)
+    for conversation, cands, result in zip(conversations, candidates, many, strict=True):
+        alone = rank(model, processor, conversation, cands)
+        assert result.candidates == cands and result.best == alone.best
+        torch.testing.assert_close(result.scores, alone.scores, atol=1e-4, rtol=0)
+
+
+def test_pipeline_ranks_letters_of_many_conversations_as_each_alone(debug_model, red_image):
+    pipe = Pipeline(*debug_model)
+    conversations = [Conversation.single(f"Which?{' Think.' * k}\nA. red\nB. blue\nC. green", image=red_image)
+                     for k in range(3)]
+    many = pipe.rank_letters_many(conversations, ("A", "B", "C"))
+    for conversation, result in zip(conversations, many, strict=True):
+        torch.testing.assert_close(result.scores, pipe.rank_letters(conversation, ("A", "B", "C")).scores,
+                                   atol=1e-5, rtol=0)

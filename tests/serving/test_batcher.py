@@ -14,7 +14,8 @@ from fastapi.testclient import TestClient
 
 from vlit.data.conversation import Conversation
 from vlit.inference.engine import Engine
-from vlit.inference.pipeline import GenerationOptions, Pipeline
+from vlit.inference.options import GenerationOptions
+from vlit.inference.pipeline import Pipeline
 from vlit.serving.api import create_app
 from vlit.serving.batcher import Batcher
 from vlit.serving.errors import APIError

@@ -19,6 +19,7 @@ from vlit.evaluation.metrics import metric_for, metric_spec
 from vlit.evaluation.samples import EvalSample, Samples
 from vlit.evaluation.suites.base import Unscored
 from vlit.inference.pipeline import Pipeline
+from vlit.inference.ranking import RankResult
 
 log = logging.getLogger(__name__)
 
@@ -81,20 +82,25 @@ def _answer(pipe: Pipeline, mode: str, bench: BenchmarkConfig, batch: list[EvalS
             style: PromptStyle) -> list[Answer]:
     convs = [s.conversation for s in batch]
     if mode == "rank" and batch[0].task in ("multiple_choice", "classification") and batch[0].candidates:
-        answers: list[Answer] = []
-        for sample in batch:
-            if sample.task == "multiple_choice" and style.choice_answer == "letter":
-                # The style asks for the option's letter: restrict the answer to the option letters.
-                letters = tuple(LETTERS[: len(sample.candidates)])
-                result = pipe.rank_letters(sample.conversation, letters)
-                best = result.best
-            else:
-                result = pipe.rank(sample.conversation, list(sample.candidates))
-                best = LETTERS[sample.candidates.index(result.best)] if sample.task == "multiple_choice" \
-                    else result.best
-            # Scores are kept: a ranked benchmark's metric may read them (HatefulMemes' ROC-AUC).
-            answers.append((best, dict(zip(result.candidates, result.scores, strict=True))))
-        return answers
+        # A benchmark's samples share a task and a style: all by letter, or all by their candidate answers.
+        if batch[0].task == "multiple_choice" and style.choice_answer == "letter":
+            # The style asks for the option's letter: restrict the answer to the option letters.
+            groups: dict[int, list[int]] = {}
+            for i, sample in enumerate(batch):
+                groups.setdefault(len(sample.candidates), []).append(i)
+            results: dict[int, RankResult] = {}
+            for count, rows in groups.items():
+                ranked = pipe.rank_letters_many([batch[i].conversation for i in rows], tuple(LETTERS[:count]))
+                results |= dict(zip(rows, ranked, strict=True))
+            bests = [results[i].best for i in range(len(batch))]
+            ranked_all = [results[i] for i in range(len(batch))]
+        else:
+            ranked_all = pipe.rank_many(convs, [list(s.candidates) for s in batch])
+            bests = [LETTERS[s.candidates.index(r.best)] if s.task == "multiple_choice" else r.best
+                     for s, r in zip(batch, ranked_all, strict=True)]
+        # Scores are kept: a ranked benchmark's metric may read them (HatefulMemes' ROC-AUC).
+        return [(best, dict(zip(r.candidates, r.scores, strict=True)))
+                for best, r in zip(bests, ranked_all, strict=True)]
     return [(text, None) for text in pipe.generate(convs, max_new_tokens=bench.max_new_tokens)]
 
 

@@ -1,5 +1,6 @@
 """Inference: batched, streamed and multi-turn generation, ranked answers, grounding."""
 
+from vlit.inference.candidates import candidate_ids, tokenize_candidates
 from vlit.inference.grounding import (
     GroundedBox,
     draw_grounding,
@@ -7,15 +8,9 @@ from vlit.inference.grounding import (
     parse_grounding,
     save_grounding,
 )
-from vlit.inference.pipeline import GenerationOptions, Pipeline
-from vlit.inference.ranking import (
-    RankResult,
-    candidate_ids,
-    rank,
-    rank_letters,
-    score_full,
-    tokenize_candidates,
-)
+from vlit.inference.options import GenerationOptions
+from vlit.inference.pipeline import Pipeline
+from vlit.inference.ranking import RankResult, rank, rank_letters, rank_many, score_full
 
 __all__ = [
     "GenerationOptions",
@@ -28,6 +23,7 @@ __all__ = [
     "parse_grounding",
     "rank",
     "rank_letters",
+    "rank_many",
     "save_grounding",
     "score_full",
     "tokenize_candidates",

@@ -11,7 +11,8 @@ from vlit.data.conversation import Conversation
 from vlit.data.reading.images import load_image
 from vlit.errors import VlitError
 from vlit.inference.grounding import GroundedBox, parse_grounding, save_grounding
-from vlit.inference.pipeline import GenerationOptions, Pipeline
+from vlit.inference.options import GenerationOptions
+from vlit.inference.pipeline import Pipeline
 from vlit.inference.session import ChatState
 from vlit.inference.tasks import TASKS, with_task
 

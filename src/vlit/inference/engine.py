@@ -30,7 +30,8 @@ from vlit.data.loading.processor import Example
 from vlit.inference.constraints import Constraint
 from vlit.inference.kv_rows import RowCache, mergeable
 from vlit.inference.logits import penalties, warpers
-from vlit.inference.pipeline import GenerationOptions, Pipeline
+from vlit.inference.options import GenerationOptions
+from vlit.inference.pipeline import Pipeline
 from vlit.inference.prefix_cache import PrefixCache
 from vlit.inference.stopping import StopCutter, cut_at_stop
 from vlit.models.feature_cache import image_key

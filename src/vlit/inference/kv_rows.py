@@ -13,6 +13,8 @@ whether an LLM's cache is of that kind.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
@@ -35,6 +37,15 @@ def _slice(cache: DynamicCache, rows: slice, columns: slice) -> DynamicCache:
     """A new cache holding a copy of `cache`'s keys and values in `rows` and `columns`."""
     return DynamicCache(ddp_cache_data=[(layer.keys[rows, :, columns], layer.values[rows, :, columns])
                                         for layer in cache.layers])
+
+
+def select_rows(cache: object, rows: torch.Tensor) -> object:
+    """A new cache holding `rows` of `cache` (long[R], repeats allowed), which stays as it was."""
+    if mergeable(cache):
+        return DynamicCache(ddp_cache_data=[(layer.keys[rows], layer.values[rows]) for layer in cache.layers])
+    picked = copy.deepcopy(cache)  # other kinds of cache: their own selection, on a copy
+    picked.batch_select_indices(rows)
+    return picked
 
 
 def prefix(cache: DynamicCache, length: int) -> DynamicCache:

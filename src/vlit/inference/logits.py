@@ -30,7 +30,7 @@ from transformers import (
 )
 
 if TYPE_CHECKING:
-    from vlit.inference.pipeline import GenerationOptions
+    from vlit.inference.options import GenerationOptions
 
 
 class OpenAIPenalties(LogitsProcessor):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -21,110 +21,18 @@ from vlit.data.conversation import Conversation
 from vlit.data.loading.batch import Batch
 from vlit.data.loading.processor import Example, Processor
 from vlit.errors import VlitError
+from vlit.inference.candidates import require_user_turn_last
 from vlit.inference.logits import penalties
-from vlit.inference.ranking import Normalize, RankResult, rank, rank_letters, require_user_turn_last
+from vlit.inference.options import GenerationOptions
+from vlit.inference.ranking import Normalize, RankResult, rank_letters_many, rank_many
 from vlit.inference.stopping import Cancel, CancelRows, StopCutter, cut_at_stop
 from vlit.models.feature_cache import FeatureCache
 from vlit.models.vlm import VisionLanguageModel
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-GREEDY_BELOW = 1e-5
-"""Temperatures under this decode greedily (see `GenerationOptions.sampling`)."""
 Prompt = Conversation | Example
 """A conversation to answer, or its generation prompt encoded already (`Pipeline.encode`, or the same call on a
 copy of the processor: a server tokenizes on its request threads, never on the thread that runs the model)."""
-
-
-@dataclass(frozen=True)
-class GenerationOptions:
-    """How to decode. Greedy by default; `do_sample` uses `temperature`, `top_p`, `top_k` and `min_p`;
-    `num_beams` > 1 is beam search. `stop` strings end an answer (the chat template's end-of-turn strings always
-    do), and so do `stop_token_ids` (like the end-of-sequence token: neither counted nor shown). The penalties
-    and `logit_bias` change the scores before any choice (`vlit.inference.logits` says how)."""
-
-    max_new_tokens: int = 256
-    min_new_tokens: int = 0
-    do_sample: bool = False
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
-    """Sample among the k most likely tokens; 0: all."""
-    min_p: float = 0.0
-    num_beams: int = 1
-    stop: tuple[str, ...] = ()
-    seed: int | None = None
-    repetition_penalty: float = 1.0
-    """CTRL's penalty (transformers' `RepetitionPenaltyLogitsProcessor`) on tokens already in the answer."""
-    frequency_penalty: float = 0.0
-    """OpenAI's: subtracted once per earlier occurrence of a token in the answer."""
-    presence_penalty: float = 0.0
-    """OpenAI's: subtracted once from every token already in the answer."""
-    logit_bias: tuple[tuple[int, float], ...] = ()
-    """(token id, bias) pairs added to the scores, as OpenAI's `logit_bias`."""
-    stop_token_ids: tuple[int, ...] = ()
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "stop", tuple(self.stop))
-        object.__setattr__(self, "stop_token_ids", tuple(self.stop_token_ids))
-        object.__setattr__(self, "logit_bias", tuple((int(t), float(b)) for t, b in self.logit_bias))
-        if self.max_new_tokens < 1:
-            raise VlitError(f"max_new_tokens: must be >= 1, got {self.max_new_tokens}")
-        if not 0 <= self.min_new_tokens <= self.max_new_tokens:
-            raise VlitError(f"min_new_tokens: must be in 0..max_new_tokens, got {self.min_new_tokens}")
-        if self.temperature <= 0:
-            raise VlitError(f"temperature: must be > 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise VlitError(f"top_p: must be in (0, 1], got {self.top_p}")
-        if self.num_beams < 1:
-            raise VlitError(f"num_beams: must be >= 1, got {self.num_beams}")
-        if self.top_k < 0 or not 0 <= self.min_p <= 1:
-            raise VlitError(f"top_k, min_p: must be >= 0 and in [0, 1], got {self.top_k}, {self.min_p}")
-        if not self.do_sample and (self.temperature != 1.0 or self.top_p != 1.0 or self.top_k or self.min_p):
-            raise VlitError("temperature, top_p, top_k, min_p: only used when sampling; pass do_sample=True")
-        if self.repetition_penalty <= 0:
-            raise VlitError(f"repetition_penalty: must be > 0, got {self.repetition_penalty}")
-        for name in ("frequency_penalty", "presence_penalty"):
-            if not -2 <= getattr(self, name) <= 2:
-                raise VlitError(f"{name}: must be in [-2, 2] (OpenAI's range), got {getattr(self, name)}")
-        if any(not -100 <= b <= 100 for _, b in self.logit_bias):
-            raise VlitError("logit_bias: biases must be in [-100, 100] (OpenAI's range)")
-        if any(not s for s in self.stop):
-            raise VlitError("stop: stop strings must not be empty")
-
-    @staticmethod
-    def sampling(temperature: float | None, top_p: float | None) -> dict:
-        """OpenAI's two sampling fields -> the `do_sample`, `temperature`, `top_p` fields: one rule for the
-        CLI, the API and the demo. Greedy unless asked to sample: neither field, or temperature 0, is greedy
-        (vlit's default, unlike OpenAI's temperature 1, so that answers repeat), and so is a temperature below
-        1e-5 (vLLM's rule: dividing logits by 1e-40 overflows to inf and sampling fails); any other temperature
-        samples at it (a negative one is then refused by validation); a top_p below 1 given alone samples at
-        temperature 1."""
-        if temperature is not None and 0 <= temperature < GREEDY_BELOW:
-            return {"do_sample": False}
-        if temperature is None and (top_p is None or top_p >= 1):
-            return {"do_sample": False}
-        return {"do_sample": True, "temperature": 1.0 if temperature is None else temperature,
-                "top_p": 1.0 if top_p is None else top_p}
-
-    @classmethod
-    def make(cls, **options) -> GenerationOptions:
-        """Options from keyword arguments; an unknown name is a VlitError naming it."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise VlitError(f"generation option {unknown[0]!r} unknown (have: {', '.join(sorted(known))})")
-        return cls(**options)
-
-    def generate_kwargs(self) -> dict:
-        """The keyword arguments of transformers' `generate` (stop strings are added by the pipeline)."""
-        kwargs = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample, "num_beams": self.num_beams}
-        if self.do_sample:
-            kwargs |= {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k or None,
-                       "min_p": self.min_p or None}
-        else:
-            # The LLM's own generation config may carry sampling defaults; greedy must not warn about them.
-            kwargs |= {"temperature": None, "top_p": None, "top_k": None}
-        return kwargs
 
 
 class Pipeline:
@@ -276,14 +184,24 @@ class Pipeline:
     def rank(self, conversation: Conversation, candidates: list[str], normalize: Normalize = "sum",
              include_end: bool = True) -> RankResult:
         """Candidate answers scored by log-likelihood (see `vlit.inference.ranking.rank`)."""
-        features = self.features.features(conversation.images)
-        return rank(self.model, self.processor, conversation, candidates, normalize, include_end, features)
+        return self.rank_many([conversation], [candidates], normalize, include_end)[0]
+
+    def rank_many(self, conversations: Sequence[Conversation], candidates: Sequence[list[str]],
+                  normalize: Normalize = "sum", include_end: bool = True) -> list[RankResult]:
+        """`rank` for many conversations, their prompts in one batch (`vlit.inference.ranking.rank_many`)."""
+        features = self.features.features([ref for c in conversations for ref in c.images])
+        return rank_many(self.model, self.processor, conversations, candidates, normalize, include_end, features)
 
     def rank_letters(self, conversation: Conversation,
                      letters: tuple[str, ...] = ("A", "B", "C", "D")) -> RankResult:
         """Option letters scored by the next-token distribution (`vlit.inference.ranking.rank_letters`)."""
-        return rank_letters(self.model, self.processor, conversation, letters,
-                            self.features.features(conversation.images))
+        return self.rank_letters_many([conversation], letters)[0]
+
+    def rank_letters_many(self, conversations: Sequence[Conversation],
+                          letters: tuple[str, ...] = ("A", "B", "C", "D")) -> list[RankResult]:
+        """`rank_letters` for many conversations, their prompts in one batch."""
+        features = self.features.features([ref for c in conversations for ref in c.images])
+        return rank_letters_many(self.model, self.processor, conversations, letters, features)
 
 
 def _device(device: str | torch.device | None) -> torch.device | None:

@@ -1,26 +1,18 @@
 """Ranked answers: InstructBLIP's constrained decoding for classification and multiple choice.
 
-Each candidate answer is scored by its log-likelihood given the prompt. The prompt (image included) runs
-through the LLM once; its KV cache is repeated across the candidates, which then run as one right-padded batch
-whose attention mask spans prompt + candidate. The first candidate token's log-probability comes from the
-prompt's last logits; padding never counts, neither in the sum nor in the mean's token count.
-
-Which tokens a candidate is: exactly those the chat template produces for it as the assistant's answer, the
-tokens training learns. `include_end=True` (the default) adds the template's end-of-turn marker, so "bag" is
-told apart from "bag pack": the former must be followed by the end of the answer. `include_end=False` scores
-the answer text alone, as InstructBLIP does. A BPE tokenizer may merge the prompt's last token into an
-answer's first word (after Llama's `[/INST] ` the space merges into " red" but not into "7"): the cached
-prompt is then the tokens every candidate's full sequence agrees on, the rest of the prompt is fed with each
-candidate that keeps it (attended, not scored), and each candidate is scored on the tokens training learns
-for it.
+Each candidate answer is scored by its log-likelihood given the prompt (its tokens: `vlit.inference.candidates`).
+The prompts of a batch of conversations run through the LLM once, left-padded; each candidate then runs on a
+copy of its own prompt's row of the KV cache, all of them as one right-padded batch whose attention mask spans
+the prompt (its padding masked out) and the candidate, at the positions it would have alone. The first
+candidate token's log-probability comes from the prompt's last logits; padding never counts, neither in the sum
+nor in the mean's token count.
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
@@ -28,6 +20,8 @@ import torch
 from vlit.data.conversation import Conversation
 from vlit.data.loading.processor import Processor
 from vlit.errors import VlitError
+from vlit.inference.candidates import require_user_turn_last, tokenize_candidates
+from vlit.inference.kv_rows import select_rows
 from vlit.models.feature_cache import encode_images
 from vlit.models.vlm import VisionLanguageModel
 
@@ -48,83 +42,14 @@ class RankResult:
 
 
 @dataclass(frozen=True)
-class CandidateTokens:
-    """Candidates as token ids after the generation prompt less its last `prompt_drop` tokens; the first
-    `context[i]` ids of candidate i are the rest of the prompt (attended to, not scored)."""
-
-    prompt_drop: int
-    ids: list[list[int]]
-    context: list[int]
-
-    def scored(self, i: int) -> list[int]:
-        return self.ids[i][self.context[i]:]
-
-
-@dataclass(frozen=True)
 class PromptState:
-    """The prompt after one LLM pass: its length, the next-token log-probs and its KV cache (batch 1)."""
+    """B prompts after one LLM pass, left-padded: their mask, the next-token log-probs and their KV cache."""
 
-    length: int
+    mask: torch.Tensor
+    """long[B, P], 0 on each row's left padding."""
     next_logprobs: torch.Tensor
-    """float[V]: log-probabilities of the first answer token."""
+    """float[B, V]: log-probabilities of each prompt's first answer token."""
     cache: object
-
-
-def require_user_turn_last(conversation: Conversation, purpose: str) -> None:
-    """An answer is wanted: the conversation must end with a user turn."""
-    if not conversation.messages or conversation.messages[-1].role != "user":
-        where = f"conversation {conversation.id}" if conversation.id is not None else "conversation"
-        raise VlitError(f"{where}: the last turn must be the user's to {purpose}")
-
-
-def _answer_text(processor: Processor, conversation: Conversation, prompt: str, candidate: str,
-                 include_end: bool) -> str:
-    """What the template writes after the prompt for `candidate`, up to the end of the learned answer."""
-    answered = conversation.add("assistant", candidate)
-    segments = processor.template.render(answered, False, processor.system_prompt)
-    full, end = "", 0
-    for s in segments:
-        full += s.text
-        end = len(full) if s.learned else end
-    if not full.startswith(prompt) or end <= len(prompt):
-        raise VlitError(f"candidate {candidate!r}: the chat template does not render it after the prompt")
-    piece = full[len(prompt):end]
-    if include_end:
-        return piece
-    at = piece.find(candidate)
-    if at < 0:
-        raise VlitError(f"candidate {candidate!r}: the chat template changes the answer text")
-    return piece[: at + len(candidate)]
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
-
-
-def tokenize_candidates(processor: Processor, conversation: Conversation, candidates: list[str],
-                        include_end: bool = True) -> CandidateTokens:
-    """Token ids of each candidate as the assistant's answer to `conversation` (which ends with a user turn),
-    after the prompt tokens that every candidate's full sequence shares."""
-    require_user_turn_last(conversation, "rank answers")
-    prompt = processor.render(conversation, add_generation_prompt=True)
-    tokenize = lambda text: processor.tokenizer(text, add_special_tokens=not processor.template.renders_bos)
-    prompt_ids = tokenize(prompt)["input_ids"]
-    full = [tokenize(prompt + _answer_text(processor, conversation, prompt, c, include_end))["input_ids"]
-            for c in candidates]
-    kept = [_common_prefix(prompt_ids, f) for f in full]
-    shared = min(kept, default=len(prompt_ids))
-    if processor.image_token_id in prompt_ids[shared:]:
-        raise VlitError("candidates: the tokenizer merges an answer into the image marker")
-    for c, f, k in zip(candidates, full, kept, strict=True):
-        if len(f) == k:
-            raise VlitError(f"candidate {c!r}: no tokens to score")
-    return CandidateTokens(len(prompt_ids) - shared, [f[shared:] for f in full], [k - shared for k in kept])
-
-
-def candidate_ids(processor: Processor, conversation: Conversation, candidate: str,
-                  include_end: bool = True) -> list[int]:
-    """The scored token ids of one candidate answer (see `tokenize_candidates`)."""
-    return tokenize_candidates(processor, conversation, [candidate], include_end).scored(0)
 
 
 @contextmanager
@@ -152,25 +77,53 @@ def _prompt_inputs(model: VisionLanguageModel, processor: Processor, conversatio
     return ids, {"image_features": image_features, "side": batch.side}
 
 
+def _prompt_examples(processor: Processor, conversations: Sequence[Conversation],
+                     drops: Sequence[int] | None) -> list:
+    """Each conversation's generation prompt, less its last `drops[i]` tokens."""
+    examples = []
+    for conversation, drop in zip(conversations, drops or [0] * len(conversations), strict=True):
+        require_user_turn_last(conversation, "rank answers")
+        e = processor.encode(conversation, add_generation_prompt=True)
+        examples.append(replace(e, input_ids=e.input_ids[: len(e) - drop], labels=e.labels[: len(e) - drop]))
+    return examples
+
+
 @torch.no_grad()
+def encode_prompts(model: VisionLanguageModel, processor: Processor, conversations: Sequence[Conversation],
+                   image_features: torch.Tensor | None = None, drops: Sequence[int] | None = None,
+                   examples: list | None = None) -> PromptState:
+    """Run the generation prompts (each less its last `drops[i]` tokens; or `examples`, already encoded) through
+    the LLM as one left-padded batch, keeping the KV cache. `image_features` float[I, N, Dv]: every
+    conversation's images, in order."""
+    examples = examples or _prompt_examples(processor, conversations, drops)
+    batch = processor.collate(examples, "left", with_pixels=False, with_labels=False).to(model.device)
+    if image_features is None and batch.images:
+        image_features = encode_images(model, processor, batch.images)
+    embeds = model.embed_multimodal(batch.input_ids, image_features=image_features, side=batch.side)
+    mask = batch.attention_mask
+    # Positions count each row's own tokens, so a padded row sees what it would alone.
+    out = model.llm(inputs_embeds=embeds, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0),
+                    use_cache=True, logits_to_keep=1)
+    return PromptState(mask, out.logits[:, -1].float().log_softmax(-1), out.cache)
+
+
 def encode_prompt(model: VisionLanguageModel, processor: Processor, conversation: Conversation,
                   image_features: torch.Tensor | None = None, drop: int = 0) -> PromptState:
-    """Run the generation prompt (less its last `drop` tokens) through the LLM once, keeping its KV cache."""
-    ids, images = _prompt_inputs(model, processor, conversation, image_features, drop)
-    embeds = model.embed_multimodal(ids, **images)
-    out = model.llm(inputs_embeds=embeds, attention_mask=torch.ones_like(ids), use_cache=True)
-    return PromptState(ids.shape[1], out.logits[0, -1].float().log_softmax(-1), out.cache)
+    """One generation prompt (less its last `drop` tokens) through the LLM, keeping its KV cache."""
+    return encode_prompts(model, processor, [conversation], image_features, [drop])
 
 
 @torch.no_grad()
 def score_after_prompt(model: VisionLanguageModel, prompt: PromptState, candidates: list[list[int]],
-                       pad_id: int, context: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """float[C] summed log-likelihoods and long[C] counts of the scored tokens of token-id candidates (the
-    first `context[i]` tokens of candidate i are attended to but not scored), in one batched pass over a copy
-    of the prompt's cache repeated C times."""
+                       pad_id: int, context: list[int] | None = None,
+                       rows: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """float[C] summed log-likelihoods and long[C] counts of the scored tokens of token-id candidates, candidate
+    i after prompt `rows[i]` (default: all after prompt 0); its first `context[i]` tokens are attended to but
+    not scored. One batched pass over a copy of the prompts' cache rows."""
     device = model.device
     count, width = len(candidates), max(len(c) for c in candidates)
     context = context or [0] * count
+    index = torch.tensor(rows or [0] * count, device=device)
     ids = torch.full((count, width), pad_id, dtype=torch.long, device=device)
     mask = torch.zeros((count, width), dtype=torch.long, device=device)
     scored = torch.zeros((count, width), dtype=torch.long, device=device)
@@ -178,14 +131,13 @@ def score_after_prompt(model: VisionLanguageModel, prompt: PromptState, candidat
         ids[i, : len(c)] = torch.tensor(c, device=device)
         mask[i, : len(c)] = 1
         scored[i, context[i]: len(c)] = 1
-    cache = copy.deepcopy(prompt.cache)  # the forward appends to the cache; the prompt's copy stays reusable
-    cache.batch_repeat_interleave(count)
-    attention = torch.cat([torch.ones((count, prompt.length), dtype=torch.long, device=device), mask], dim=1)
-    positions = (prompt.length + torch.arange(width, device=device)).expand(count, -1)
+    prompt_mask = prompt.mask[index]
+    attention = torch.cat([prompt_mask, mask], dim=1)
+    positions = prompt_mask.sum(1, keepdim=True) + torch.arange(width, device=device)
     logits = model.llm(inputs_embeds=model.embed_multimodal(ids), attention_mask=attention,
-                       position_ids=positions, cache=cache, use_cache=True).logits
+                       position_ids=positions, cache=select_rows(prompt.cache, index), use_cache=True).logits
     logprobs = logits.float().log_softmax(-1)
-    first = prompt.next_logprobs[ids[:, 0]].unsqueeze(1)
+    first = prompt.next_logprobs[index, ids[:, 0]].unsqueeze(1)
     rest = logprobs[:, :-1].gather(-1, ids[:, 1:, None]).squeeze(-1)
     token_logprobs = torch.cat([first, rest], dim=1) * scored
     return token_logprobs.sum(1), scored.sum(1)
@@ -196,6 +148,13 @@ def _result(candidates: list[str], scores: torch.Tensor) -> RankResult:
     return RankResult(list(candidates), values, candidates[max(range(len(values)), key=values.__getitem__)])
 
 
+def _check(candidates: Sequence[str], normalize: str) -> None:
+    if not candidates:
+        raise VlitError("candidates: give at least one candidate answer")
+    if normalize not in ("sum", "mean"):
+        raise VlitError(f"normalize: {normalize!r} is not 'sum' or 'mean'")
+
+
 def rank(model: VisionLanguageModel, processor: Processor, conversation: Conversation, candidates: list[str],
          normalize: Normalize = "sum", include_end: bool = True, image_features: torch.Tensor | None = None,
          batch_size: int = 32) -> RankResult:
@@ -204,42 +163,74 @@ def rank(model: VisionLanguageModel, processor: Processor, conversation: Convers
     `image_features` float[I, N, Dv] skips the vision encoder (the pipeline passes cached features);
     candidates run `batch_size` at a time against the prompt's one KV cache. Runs in eval mode.
     """
-    if not candidates:
-        raise VlitError("candidates: give at least one candidate answer")
-    if normalize not in ("sum", "mean"):
-        raise VlitError(f"normalize: {normalize!r} is not 'sum' or 'mean'")
+    return rank_many(model, processor, [conversation], [candidates], normalize, include_end, image_features,
+                     batch_size)[0]
+
+
+def rank_many(model: VisionLanguageModel, processor: Processor, conversations: Sequence[Conversation],
+              candidates: Sequence[list[str]], normalize: Normalize = "sum", include_end: bool = True,
+              image_features: torch.Tensor | None = None, batch_size: int = 32) -> list[RankResult]:
+    """`rank` for many conversations, each with its own candidates: their prompts run as one batch, then the
+    candidates of all of them `batch_size` at a time. `image_features`: every conversation's images, in order."""
+    for c in candidates:
+        _check(c, normalize)
     if model.seq2seq:
-        return _rank_seq2seq(model, processor, conversation, candidates, normalize, include_end, image_features,
-                             batch_size)
-    tokens = tokenize_candidates(processor, conversation, candidates, include_end)
+        from vlit.inference.ranking_seq2seq import seq2seq_scores
+
+        results = []
+        with evaluating(model):
+            for conversation, c, features in zip(conversations, candidates,
+                                                 _split_features(conversations, image_features), strict=True):
+                total, count = seq2seq_scores(model, processor, conversation, c, include_end, features, batch_size)
+                results.append(_result(c, total / count if normalize == "mean" else total))
+        return results
+    tokens = [tokenize_candidates(processor, conv, c, include_end)
+              for conv, c in zip(conversations, candidates, strict=True)]
+    examples = _prompt_examples(processor, conversations, [t.prompt_drop for t in tokens])
+    longest = max(len(e) for e in examples) + max(len(ids) for t in tokens for ids in t.ids)
+    if len(conversations) > 1 and not _fits_window(model, longest):
+        return [rank_many(model, processor, [conversation], [c], normalize, include_end, features, batch_size)[0]
+                for conversation, c, features in zip(conversations, candidates,
+                                                     _split_features(conversations, image_features), strict=True)]
+    pairs = [(row, i) for row, t in enumerate(tokens) for i in range(len(t.ids))]
     pad = processor.tokenizer.pad_token_id
     sums, counts = [], []
     with evaluating(model):
-        prompt = encode_prompt(model, processor, conversation, image_features, tokens.prompt_drop)
-        for start in range(0, len(candidates), batch_size):
-            chunk = slice(start, start + batch_size)
-            s, n = score_after_prompt(model, prompt, tokens.ids[chunk], pad, tokens.context[chunk])
+        prompt = encode_prompts(model, processor, conversations, image_features, examples=examples)
+        for start in range(0, len(pairs), batch_size):
+            chunk = pairs[start: start + batch_size]
+            s, n = score_after_prompt(model, prompt, [tokens[r].ids[i] for r, i in chunk], pad,
+                                      [tokens[r].context[i] for r, i in chunk], [r for r, _ in chunk])
             sums.append(s)
             counts.append(n)
     total, count = torch.cat(sums), torch.cat(counts)
-    return _result(candidates, total / count if normalize == "mean" else total)
+    scores = total / count if normalize == "mean" else total
+    results, at = [], 0
+    for c in candidates:
+        results.append(_result(c, scores[at: at + len(c)]))
+        at += len(c)
+    return results
 
 
-def _rank_seq2seq(model: VisionLanguageModel, processor: Processor, conversation: Conversation,
-                  candidates: list[str], normalize: Normalize, include_end: bool,
-                  image_features: torch.Tensor | None, batch_size: int) -> RankResult:
-    from vlit.inference.ranking_seq2seq import decoder_candidates, encode_source, score_labels
+def _fits_window(model: VisionLanguageModel, width: int) -> bool:
+    """Whether a left-padded batch `width` tokens wide keeps every token in the cache: a sliding-window layer
+    keeps the last W columns, padding included, so a padded row would lose tokens the row alone keeps."""
+    config = model.llm.config
+    window = getattr(config, "sliding_window", None) if getattr(config, "use_sliding_window", True) else None
+    return not window or width <= window
 
-    ids = decoder_candidates(processor, conversation, candidates, include_end)
-    sums, counts = [], []
-    with evaluating(model):
-        hidden, mask = encode_source(model, processor, conversation, image_features)
-        for start in range(0, len(ids), batch_size):
-            s, n = score_labels(model, hidden, mask, ids[start: start + batch_size])
-            sums.append(s)
-            counts.append(n)
-    total, count = torch.cat(sums), torch.cat(counts)
-    return _result(candidates, total / count if normalize == "mean" else total)
+
+def _split_features(conversations: Sequence[Conversation],
+                    features: torch.Tensor | None) -> list[torch.Tensor | None]:
+    """Each conversation's rows of the features of all their images (None: none given)."""
+    if features is None:
+        return [None] * len(conversations)
+    out, at = [], 0
+    for conversation in conversations:
+        n = len(conversation.images)
+        out.append(features[at: at + n] if n else None)
+        at += n
+    return out
 
 
 @torch.no_grad()
@@ -273,26 +264,35 @@ def rank_letters(model: VisionLanguageModel, processor: Processor, conversation:
                  image_features: torch.Tensor | None = None) -> RankResult:
     """Multiple choice by letter: one forward pass, the next-token distribution restricted to the letters'
     tokens. Scores are log-probabilities renormalised over the letters (their exps sum to 1)."""
+    return rank_letters_many(model, processor, [conversation], letters, image_features)[0]
+
+
+def rank_letters_many(model: VisionLanguageModel, processor: Processor, conversations: Sequence[Conversation],
+                      letters: tuple[str, ...] = ("A", "B", "C", "D"),
+                      image_features: torch.Tensor | None = None) -> list[RankResult]:
+    """`rank_letters` for many conversations, their prompts run as one batch (an encoder-decoder's one by one).
+    `image_features`: every conversation's images, in order."""
     if not letters:
         raise VlitError("letters: give at least one option letter")
     if model.seq2seq:
-        from vlit.inference.ranking_seq2seq import decoder_candidates, encode_source, first_token_logprobs
+        from vlit.inference.ranking_seq2seq import seq2seq_letter_logprobs
 
-        first = [ids[0] for ids in decoder_candidates(processor, conversation, list(letters), include_end=False)]
-        if len(set(first)) != len(first):
-            raise VlitError(f"letters: {', '.join(letters)} do not have distinct tokens")
         with evaluating(model):
-            logprobs = first_token_logprobs(model, *encode_source(model, processor, conversation, image_features))
-        logprobs = logprobs[first]
-        return _result(list(letters), logprobs - logprobs.logsumexp(0))
-    tokens = tokenize_candidates(processor, conversation, list(letters), include_end=False)
-    for letter, ids in zip(letters, tokens.ids, strict=True):
-        if len(ids) != 1:  # also when it keeps prompt context that other letters merge away
-            raise VlitError(f"letters: {letter!r} is {len(ids)} tokens after the prompt, not one")
-    first = [ids[0] for ids in tokens.ids]
-    if len(set(first)) != len(first):
-        raise VlitError(f"letters: {', '.join(letters)} do not have distinct tokens")
+            rows = [seq2seq_letter_logprobs(model, processor, conv, letters, features)
+                    for conv, features in zip(conversations, _split_features(conversations, image_features),
+                                              strict=True)]
+        return [_result(list(letters), x - x.logsumexp(0)) for x in rows]
+    tokens = [tokenize_candidates(processor, conv, list(letters), include_end=False) for conv in conversations]
+    for t in tokens:
+        for letter, ids in zip(letters, t.ids, strict=True):
+            if len(ids) != 1:  # also when it keeps prompt context that other letters merge away
+                raise VlitError(f"letters: {letter!r} is {len(ids)} tokens after the prompt, not one")
+        if len({ids[0] for ids in t.ids}) != len(letters):
+            raise VlitError(f"letters: {', '.join(letters)} do not have distinct tokens")
     with evaluating(model):
-        state = encode_prompt(model, processor, conversation, image_features, tokens.prompt_drop)
-    logprobs = state.next_logprobs[first]
-    return _result(list(letters), logprobs - logprobs.logsumexp(0))
+        state = encode_prompts(model, processor, conversations, image_features, [t.prompt_drop for t in tokens])
+    results = []
+    for row, t in enumerate(tokens):
+        logprobs = state.next_logprobs[row, [ids[0] for ids in t.ids]]
+        results.append(_result(list(letters), logprobs - logprobs.logsumexp(0)))
+    return results

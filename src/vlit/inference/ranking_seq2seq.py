@@ -16,7 +16,7 @@ from vlit.models.vlm import VisionLanguageModel
 def decoder_candidates(processor: Processor, conversation: Conversation, candidates: list[str],
                        include_end: bool = True) -> list[list[int]]:
     """Each candidate's decoder label ids when it answers `conversation`."""
-    from vlit.inference.ranking import require_user_turn_last
+    from vlit.inference.candidates import require_user_turn_last
 
     require_user_turn_last(conversation, "rank answers")
     end = processor.tokenizer(processor.template.eos, add_special_tokens=False)["input_ids"] if not include_end \
@@ -69,3 +69,27 @@ def first_token_logprobs(model: VisionLanguageModel, hidden: torch.Tensor, mask:
     logits = model.llm(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=mask,
                        decoder_input_ids=decoder).logits
     return logits[0, -1].float().log_softmax(-1)
+
+
+def seq2seq_scores(model: VisionLanguageModel, processor: Processor, conversation: Conversation,
+                   candidates: list[str], include_end: bool, image_features: torch.Tensor | None,
+                   batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """float[C] summed log-likelihoods and long[C] token counts of `candidates` answering `conversation`: the
+    encoder once, the decoder on the candidates `batch_size` at a time."""
+    ids = decoder_candidates(processor, conversation, candidates, include_end)
+    hidden, mask = encode_source(model, processor, conversation, image_features)
+    sums, counts = [], []
+    for start in range(0, len(ids), batch_size):
+        s, n = score_labels(model, hidden, mask, ids[start: start + batch_size])
+        sums.append(s)
+        counts.append(n)
+    return torch.cat(sums), torch.cat(counts)
+
+
+def seq2seq_letter_logprobs(model: VisionLanguageModel, processor: Processor, conversation: Conversation,
+                            letters: tuple[str, ...], image_features: torch.Tensor | None) -> torch.Tensor:
+    """float[L]: the decoder's log-probabilities of each letter's token as the answer's first token."""
+    first = [ids[0] for ids in decoder_candidates(processor, conversation, list(letters), include_end=False)]
+    if len(set(first)) != len(first):
+        raise VlitError(f"letters: {', '.join(letters)} do not have distinct tokens")
+    return first_token_logprobs(model, *encode_source(model, processor, conversation, image_features))[first]

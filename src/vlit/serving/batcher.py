@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from vlit.data.conversation import Conversation
 from vlit.data.loading.processor import Example
 from vlit.errors import VlitError
+from vlit.inference.candidates import candidate_ids
 from vlit.inference.engine import Engine, Sequence, TokenLogprob
-from vlit.inference.pipeline import GenerationOptions, Pipeline
-from vlit.inference.ranking import candidate_ids
+from vlit.inference.options import GenerationOptions
+from vlit.inference.pipeline import Pipeline
 from vlit.serving.errors import APIError, not_ready, overloaded
 
 log = logging.getLogger(__name__)

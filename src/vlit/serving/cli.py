@@ -102,7 +102,7 @@ def demo_main(argv: list[str]) -> int:
     if not 0 < args.port < 65536:
         raise VlitError(f"--port: must be in 1..65535, got {args.port}")
 
-    from vlit.inference.pipeline import GenerationOptions
+    from vlit.inference.options import GenerationOptions
 
     generation = generation_options(args)
     options = GenerationOptions.make(**generation)  # a bad option fails before the model loads

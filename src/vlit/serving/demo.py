@@ -22,7 +22,8 @@ import gradio as gr
 from vlit.data.conversation import IMAGE_TOKEN, Conversation
 from vlit.errors import VlitError
 from vlit.inference.grounding import draw_grounding
-from vlit.inference.pipeline import GenerationOptions, Pipeline
+from vlit.inference.options import GenerationOptions
+from vlit.inference.pipeline import Pipeline
 from vlit.inference.session import ChatState
 from vlit.inference.tasks import TASKS
 

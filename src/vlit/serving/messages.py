@@ -18,7 +18,7 @@ from PIL import Image
 from vlit.data.conversation import IMAGE_TOKEN, Conversation, Turn
 from vlit.data.loading.processor import Example
 from vlit.errors import VlitError
-from vlit.inference.pipeline import GenerationOptions
+from vlit.inference.options import GenerationOptions
 from vlit.inference.tasks import with_task
 from vlit.serving.errors import APIError
 from vlit.serving.fields import Decoding, decoding, refuse_tools

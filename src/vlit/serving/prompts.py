@@ -15,7 +15,8 @@ from functools import cached_property
 
 from vlit.errors import VlitError
 from vlit.inference.constraints import Grammars
-from vlit.inference.pipeline import GenerationOptions, Pipeline
+from vlit.inference.options import GenerationOptions
+from vlit.inference.pipeline import Pipeline
 from vlit.serving.errors import APIError
 from vlit.serving.messages import Prepared
 from vlit.serving.settings import ServerSettings
