@@ -14,7 +14,7 @@ candidate in full (encoder and decoder); the T5 is random at FlanT5-small's size
 Q-Former's 32 queries before the prompt as InstructBLIP's. Every answer has a fixed length (min_new_tokens =
 max_new_tokens) so the batched and one-at-a-time runs do the same work. `--quick` uses the tiny debug model.
 
-    python benchmarks/inference.py [--quick] [--repeats N]
+    python benchmarks/inference.py [--quick] [--repeats N] [--only all|decoder|t5|ranking] [--dtype float32|bfloat16]
 """
 
 from __future__ import annotations
@@ -155,13 +155,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--only", choices=["all", "decoder", "t5", "ranking"], default="all",
                         help="the decoder-only rows, the encoder-decoder rows, both, or the two ranking rows")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                        help="the LLM's dtype (the recipe's bfloat16 puts ~0.3 nats of rounding between the "
+                             "two ways of scoring, so the agreement check is made in float32 by default)")
     args = parser.parse_args()
     cfg = load_yaml(Config, "debug" if args.quick else "llava15").model
+    cfg = dataclasses.replace(cfg, llm=dataclasses.replace(cfg.llm, dtype=args.dtype))
     model, processor = build_model(dataclasses.replace(cfg, lora=None))
     pipe = Pipeline(model, processor)
     repeats = args.repeats or (2 if args.quick else 3)
     print(f"model: {'debug' if args.quick else 'llava15 (packaged parts)'}, "
-          f"{model.num_image_tokens} image tokens, torch threads {torch.get_num_threads()}; "
+          f"{model.num_image_tokens} image tokens, LLM in {args.dtype}, torch threads {torch.get_num_threads()}; "
           f"each time is the fastest of {repeats} runs (multi-turn: {3 * repeats}) after a warm-up")
     with torch.inference_mode():
         if args.only == "ranking":
