@@ -195,3 +195,16 @@ def test_one_sampling_rule_for_the_cli_the_api_and_the_demo(temperature, top_p, 
     assert GenerationOptions.sampling(temperature, top_p) == expected
     with pytest.raises(VlitError, match="temperature: must be > 0"):
         GenerationOptions(**GenerationOptions.sampling(-1.0, None))
+
+
+def test_min_new_tokens_keeps_its_end_ids_on_the_scores_device():
+    """On a GPU, generating with `min_new_tokens` failed (its end ids stayed on the CPU beside CUDA scores, seen
+    on an H200): the processor holds them on the device it is given. `meta` stands in for a GPU here."""
+    from transformers import MinNewTokensLengthLogitsProcessor
+
+    from vlit.inference.logits import penalties
+
+    (processor,) = [p for p in penalties(GenerationOptions(min_new_tokens=4), [2, 7], device=torch.device("meta"))
+                    if isinstance(p, MinNewTokensLengthLogitsProcessor)]
+    assert processor.eos_token_id.device.type == "meta"
+    assert penalties(GenerationOptions(min_new_tokens=4), [2, 7])[0].eos_token_id.device.type == "cpu"

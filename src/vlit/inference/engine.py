@@ -79,7 +79,7 @@ class _Row:
         self.seq = seq
         self.ends = {*pipe.end_ids, *options.stop_token_ids}
         self.stops = pipe.stop_strings(options)
-        self.penalties = penalties(options, sorted(self.ends))
+        self.penalties = penalties(options, sorted(self.ends), device=pipe.model.device)
         self.warpers = warpers(options)
         self.constraint = Constraint(seq.grammar, vocab_size) if seq.grammar is not None else None
         self.generator = None

@@ -48,10 +48,12 @@ class OpenAIPenalties(LogitsProcessor):
         return scores - counts * self.frequency - (counts > 0).to(scores.dtype) * self.presence
 
 
-def penalties(options: GenerationOptions, end_ids: Sequence[int], prompt_length: int = 0) -> LogitsProcessorList:
+def penalties(options: GenerationOptions, end_ids: Sequence[int], prompt_length: int = 0,
+              device: torch.device | str = "cpu") -> LogitsProcessorList:
     """The score-changing processors the options ask for (none at their defaults). `end_ids` are the tokens
     that end an answer (held back until `min_new_tokens` are out); `prompt_length` where the answer starts in
-    the ids a processor sees."""
+    the ids a processor sees; `device` the scores' (the `min_new_tokens` processor keeps its end ids there: on
+    the CPU beside CUDA scores, generating failed on a GPU)."""
     out = LogitsProcessorList()
     if options.repetition_penalty != 1.0:
         out.append(RepetitionPenaltyLogitsProcessor(float(options.repetition_penalty)))
@@ -60,7 +62,8 @@ def penalties(options: GenerationOptions, end_ids: Sequence[int], prompt_length:
     if options.logit_bias:
         out.append(SequenceBiasLogitsProcessor([[[token], bias] for token, bias in options.logit_bias]))
     if options.min_new_tokens:
-        out.append(MinNewTokensLengthLogitsProcessor(prompt_length, options.min_new_tokens, list(end_ids)))
+        out.append(MinNewTokensLengthLogitsProcessor(prompt_length, options.min_new_tokens, list(end_ids),
+                                                      device=str(device)))
     return out
 
 

@@ -92,7 +92,7 @@ class Pipeline:
         stops = stop_criterion if stop_criterion is not None else self._stops(options)
         ends = (*self.end_ids, *options.stop_token_ids)
         return {**options.generate_kwargs(), "stopping_criteria": StoppingCriteriaList([stops, *more]),
-                "logits_processor": penalties(options, ends), "eos_token_id": list(ends)}
+                "logits_processor": penalties(options, ends, device=self.model.device), "eos_token_id": list(ends)}
 
     def _stops(self, options: GenerationOptions) -> StopStringCriteria:
         """transformers' stop-string criterion, built once per set of stop strings: building it scans the
