@@ -32,6 +32,7 @@ def _command(train_config, out: Path, *extra: str) -> list[str]:
             "--out", str(out), *extra]
 
 
+
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
     return load_file(folder / "model" / "model.safetensors")
 
@@ -39,13 +40,15 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
 @pytest.mark.slow
 # Mid stage 1, the stage boundary, mid stage 2; and with DataLoader workers, which prefetch past the checkpoint.
 @pytest.mark.parametrize("kill_after, workers", [(3, None), (6, None), (9, None), (3, 2), (9, 2)])
-def test_sigkill_and_resume_is_bit_identical(train_config, tmp_path, kill_after, workers, kill_after_checkpoint):
-    reference = Trainer(train_config, tmp_path / "reference").run()
-    resumed = tmp_path / "resumed"
-    extra = [] if workers is None else [f"train.num_workers={workers}"]
-    kill_after_checkpoint(_command(train_config, resumed, *extra), resumed, kill_after)
-    subprocess.run(_command(train_config, resumed, *extra, "--resume"), check=True, capture_output=True)
-    expected, got = _weights(reference.parent), _weights(resumed)
+def test_sigkill_and_resume_is_bit_identical(train_config, tmp_path, kill_after, workers, kill_after_checkpoint,
+                                            one_thread):
+    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
+    extra = [f"train.num_workers={workers or 0}"]
+    subprocess.run(_command(train_config, reference, *extra), check=True, capture_output=True, env=one_thread)
+    kill_after_checkpoint(_command(train_config, resumed, *extra), resumed, kill_after, env=one_thread)
+    subprocess.run(_command(train_config, resumed, *extra, "--resume"), check=True, capture_output=True,
+                   env=one_thread)
+    expected, got = _weights(reference), _weights(resumed)
     assert expected.keys() == got.keys()
     for name in expected:
         assert torch.equal(expected[name], got[name]), name

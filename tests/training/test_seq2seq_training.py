@@ -28,12 +28,13 @@ def _command(cfg, out, *extra):
 
 
 @pytest.mark.slow
-def test_debug_t5_killed_and_resumed_is_bit_identical(t5_config, tmp_path, kill_after_checkpoint):
-    reference = Trainer(t5_config, tmp_path / "reference").run()
-    resumed = tmp_path / "resumed"
-    kill_after_checkpoint(_command(t5_config, resumed), resumed, 9)  # mid stage 2 (LoRA, per-sample loss)
-    subprocess.run(_command(t5_config, resumed, "--resume"), check=True, capture_output=True)
-    expected = load_file(reference / "model.safetensors")
+def test_debug_t5_killed_and_resumed_is_bit_identical(t5_config, tmp_path, kill_after_checkpoint, one_thread):
+    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
+    subprocess.run(_command(t5_config, reference), check=True, capture_output=True, env=one_thread)
+    # Killed mid stage 2 (LoRA, per-sample loss).
+    kill_after_checkpoint(_command(t5_config, resumed), resumed, 9, env=one_thread)
+    subprocess.run(_command(t5_config, resumed, "--resume"), check=True, capture_output=True, env=one_thread)
+    expected = load_file(reference / "model" / "model.safetensors")
     got = load_file(resumed / "model" / "model.safetensors")
     assert expected.keys() == got.keys()
     for name in expected:
