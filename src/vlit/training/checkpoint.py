@@ -38,23 +38,57 @@ no part of the model. Mid-stage, resuming needs them; at the stage's end nothing
 they score image-text pairs (ITC, ITM) with the model of that checkpoint."""
 
 
-def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    state = optimizer.state_dict()
-    tensors = {f"{index}.{name}": value for index, slots in state["state"].items()
+def gather_optimizer(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """The full optimizer state of a model sharded by FSDP, each moment gathered whole on the CPU and keyed by its
+    parameter's name (a collective: every process calls it). Each process holds only its shard of every moment,
+    as a DTensor that safetensors cannot write."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    return get_optimizer_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True,
+                                                                               cpu_offload=True))
+
+
+def write_optimizer(folder: Path, state: dict[str, Any]) -> None:
+    """An optimizer state dict into `folder` as flat tensors `KEY.SLOT` (optimizer.safetensors) and JSON; KEY is
+    a parameter's index in the optimizer (`optimizer.state_dict()`) or, for a state gathered from FSDP shards,
+    its name (`gather_optimizer`)."""
+    tensors = {f"{key}.{name}": value for key, slots in state["state"].items()
                for name, value in slots.items() if torch.is_tensor(value)}
     groups = [{k: v for k, v in g.items() if k != "params"} | {"params": g["params"]}
               for g in state["param_groups"]]
-    return tensors, {"param_groups": groups, "indices": sorted(state["state"])}
+    by_name = any(isinstance(key, str) for key in state["state"])
+    save_safetensors(tensors, folder / "optimizer.safetensors")
+    (folder / "optimizer.json").write_text(json.dumps({"param_groups": groups, "indices": sorted(state["state"]),
+                                                       "keys": "name" if by_name else "index"}))
 
 
-def _load_optimizer(optimizer: torch.optim.Optimizer, folder: Path) -> None:
+def _read_optimizer(folder: Path) -> tuple[dict[str, Any], bool]:
+    """The optimizer state dict a checkpoint saved, and whether it is keyed by parameter name (gathered from FSDP
+    shards)."""
     tensors = read_safetensors(folder / "optimizer.safetensors")
     meta = _read_json(folder / "optimizer.json")
-    state: dict[int, dict[str, torch.Tensor]] = {}
+    by_name = meta.get("keys") == "name"
+    state: dict[int | str, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        param, name = key.rsplit(".", 1)  # a parameter's name has dots; a slot's (exp_avg, step) none
+        state.setdefault(param if by_name else int(param), {})[name] = value
+    return {"state": state, "param_groups": meta["param_groups"]}, by_name
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, folder: Path, model: torch.nn.Module | None = None) -> None:
+    """The state `write_optimizer` wrote into `optimizer`; one gathered from FSDP shards (keyed by the names of
+    `model`'s parameters) goes into `model`'s shards when it is sharded (a collective), else whole, so a run
+    sharded by FSDP also resumes on one process."""
+    state, by_name = _read_optimizer(folder)
+    if not by_name:
+        optimizer.load_state_dict(state)
+        return
+    if model is None:
+        raise ValueError("load_optimizer: a state keyed by parameter name needs the model those names are in")
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    # Every process read the whole state; each keeps its own shards of it.
+    set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
 
 
 def rng_state() -> tuple[dict[str, torch.Tensor], dict]:
@@ -80,9 +114,11 @@ def set_rng_state(tensors: dict[str, torch.Tensor], plain: dict) -> None:
 def save_checkpoint(run_dir: Path, step: int, model: VisionLanguageModel, optimizer: torch.optim.Optimizer,
                     scheduler: Any, trainer_state: dict, trained: list[str], keep_last: int,
                     state: dict[str, torch.Tensor] | None = None,
-                    heads: dict[str, torch.Tensor] | None = None) -> Path:
+                    heads: dict[str, torch.Tensor] | None = None,
+                    optimizer_state: dict[str, Any] | None = None) -> Path:
     """Write `run_dir/checkpoints/step-N` atomically and keep only the newest `keep_last`; `state`: the full
-    weights when the model's own are sharded; `heads`: the stage objective's weights (`HEADS_FILE`). A failed
+    weights when the model's own are sharded; `heads`: the stage objective's weights (`HEADS_FILE`);
+    `optimizer_state`: the optimizer's state gathered from FSDP shards (`gather_optimizer`). A failed
     write (a full disk, a read-only folder) removes its temporary folder and is one line saying what to do; the
     checkpoints before it are untouched."""
     root = run_dir / "checkpoints"
@@ -91,9 +127,7 @@ def save_checkpoint(run_dir: Path, step: int, model: VisionLanguageModel, optimi
     try:
         shutil.rmtree(tmp, ignore_errors=True)
         save_model(model, tmp / "model", trained=trained, state=state)
-        tensors, meta = _optimizer_tensors(optimizer)
-        save_safetensors(tensors, tmp / "optimizer.safetensors")
-        (tmp / "optimizer.json").write_text(json.dumps(meta))
+        write_optimizer(tmp, optimizer_state if optimizer_state is not None else optimizer.state_dict())
         rng_tensors, rng_plain = rng_state()
         save_safetensors(rng_tensors, tmp / "rng.safetensors")
         state = {**trainer_state, "rng": rng_plain, "scheduler": scheduler.state_dict(), "trained": trained}
@@ -187,12 +221,19 @@ def restore_heads(folder: Path, heads: torch.nn.Module) -> None:
     heads.load_state_dict(read_safetensors(folder / HEADS_FILE))
 
 
-def restore_training(folder: Path, optimizer: torch.optim.Optimizer | None, scheduler: Any) -> dict:
-    """RNG states from a checkpoint, and with an optimizer also its and the scheduler's states; returns the
-    trainer state."""
+def restore_training(folder: Path, optimizer: torch.optim.Optimizer | None, scheduler: Any | None,
+                     model: torch.nn.Module | None = None) -> dict:
+    """RNG states from a checkpoint; with a scheduler also its state, and with an optimizer its state too
+    (`model`: the model its parameters are in, for a state gathered from FSDP shards); returns the trainer
+    state. A scheduler without an optimizer (DeepSpeed, whose moments restart) still sets the learning rates
+    where the schedule stopped."""
     state = read_trainer_state(folder)
-    if optimizer is not None:
-        _load_optimizer(optimizer, folder)
+    if scheduler is not None:
         scheduler.load_state_dict(state["scheduler"])
+        if optimizer is not None:
+            load_optimizer(optimizer, folder, model)
+        else:
+            for group, lr in zip(scheduler.optimizer.param_groups, scheduler.get_last_lr(), strict=True):
+                group["lr"] = lr
     set_rng_state(read_safetensors(folder / "rng.safetensors"), state["rng"])
     return state

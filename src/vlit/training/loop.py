@@ -29,6 +29,7 @@ from vlit.models.llm import bf16_is_emulated
 from vlit.models.saving import load_init, load_part, save_model
 from vlit.models.vlm import VisionLanguageModel
 from vlit.training.checkpoint import (
+    gather_optimizer,
     latest_checkpoint,
     read_trainer_state,
     restore_heads,
@@ -40,7 +41,7 @@ from vlit.training.checkpoint import (
 from vlit.training.qformer_objective import TEXT, QFormerObjective
 from vlit.training.report import MetricsLog, plot_loss
 from vlit.training.stages import apply_stage, build_optimizer, build_scheduler, stage_steps
-from vlit.training.stream import StageStream
+from vlit.training.stream import ConsumedBatches, StageStream
 
 log = logging.getLogger(__name__)
 
@@ -103,16 +104,20 @@ class Trainer:
             log.info("resuming from %s (step %d)", checkpoint, state["global_step"])
         metrics = MetricsLog(self.out / "metrics.jsonl", state.get("global_step") if checkpoint else None)
         trained = sorted(set(state.get("trained", [])) | set(initial))
-        cache = None
-        if cfg.train.feature_cache:
-            folder = Path(cfg.train.cache_dir) if cfg.train.cache_dir else cache_root() / "features"
-            # float16 on disk and in memory: every consumer, the computing run included, reads stored values.
-            cache = FeatureCache(model, processor, 8192, folder / encoder_key(cfg.model, processor.image_spec),
-                                 torch.float16)
+        cache = self._feature_cache(model, processor)
         global_step = state.get("global_step", 0)
+        first = state.get("stage_index", 0)
         for index, stage in enumerate(cfg.stages):
-            if index < state.get("stage_index", 0):
+            if index < first:
                 continue
+            if index > first and acc.distributed_type == DistributedType.FSDP:
+                # FSDP2 fixes each sharded layer's dtypes at its first forward from the parameters that train
+                # then, so a layer frozen in the stage before (stage 2's LoRA or LLM) would get gradients in the
+                # wrong dtype. A later stage shards a fresh model instead, loaded from the checkpoint the stage
+                # before ended with: what `--resume` from that boundary does.
+                model, _ = build_model(cfg.model)
+                restore_model(latest_checkpoint(self.out), model)
+                self.model, cache = model, self._feature_cache(model, processor)
             resume_state = state if checkpoint and index == state["stage_index"] else None
             global_step = self._run_stage(index, stage, model, processor, root, cache, metrics, trained,
                                           global_step, checkpoint if resume_state else None, resume_state)
@@ -161,18 +166,22 @@ class Trainer:
         optimizer = build_optimizer(model, stage, heads)
         scheduler = build_scheduler(optimizer, stage, total)
         step = 0
-        if checkpoint is not None and state is not None:
-            # A checkpoint at a stage boundary holds no optimizer of this stage, only the RNG to continue with.
-            keep_optimizer = state["data"] and not self._sharded()
-            if state["data"] and not keep_optimizer:
-                log.warning("resuming under %s: optimizer moments start afresh (they are saved per process "
-                            "only without sharding)", acc.distributed_type)
-            restore_training(checkpoint, optimizer if keep_optimizer else None, scheduler)
-            if state["data"]:
-                if heads is not None:
-                    restore_heads(checkpoint, heads)
-                stream.load_state_dict(state["data"])
-                step = state["stage_step"]
+        resuming = checkpoint is not None and state is not None
+        # A checkpoint at a stage boundary holds no optimizer of this stage, only the RNG to continue with.
+        # DeepSpeed keeps its moments in its own partitions, which a checkpoint does not gather.
+        keep_optimizer = bool(resuming and state["data"]) and acc.distributed_type != DistributedType.DEEPSPEED
+        if resuming and state["data"] and not keep_optimizer:
+            log.warning("resuming under %s: optimizer moments start afresh (its partitions are not gathered "
+                        "into checkpoints)", acc.distributed_type)
+        fsdp = acc.distributed_type == DistributedType.FSDP
+        if resuming and not (fsdp and keep_optimizer):
+            restore_training(checkpoint, optimizer if keep_optimizer else None,
+                             scheduler if state["data"] else None, model=model)
+        if resuming and state["data"]:
+            if heads is not None:
+                restore_heads(checkpoint, heads)
+            stream.load_state_dict(state["data"])
+            step = state["stage_step"]
         if acc.is_main_process and step == 0:
             metrics.write({"event": "stage_start", "stage": stage.name, "global_step": global_step,
                            "steps": total, "parameters": {p: {"total": t, "trainable": n}
@@ -181,7 +190,9 @@ class Trainer:
         # A `qformer` stage prepares its objective (connector and heads), so DDP averages the heads' gradients too.
         wrapped, prepared_optimizer = acc.prepare(objective or model, optimizer)
         self._wrapped = wrapped
-        batches = _Consumed(iter(stream), state["data"] if state and state["data"] else None)
+        if resuming and fsdp and keep_optimizer:  # the moments saved whole, into the shards prepare made
+            restore_training(checkpoint, optimizer, scheduler, model=wrapped)
+        batches = ConsumedBatches(iter(stream), state["data"] if state and state["data"] else None)
         bar = tqdm(total=total, initial=step, desc=f"stage {stage.name}", disable=not acc.is_main_process,
                    dynamic_ncols=True)
         window = {"loss": 0.0, "parts": {}, "samples": 0, "tokens": 0, "steps": 0, "wait": 0.0, "padding": [],
@@ -201,19 +212,37 @@ class Trainer:
                 if step == total or (cfg.train.save_every and step % cfg.train.save_every == 0):
                     acc.wait_for_everyone()
                     full = self._full_state()
+                    # Collective, like the weights: each process holds only its shards of the moments.
+                    moments = gather_optimizer(wrapped, optimizer) if fsdp else None
                     if acc.is_main_process:
                         trainer_state = {"stage_index": index if step < total else index + 1, "stage_step":
                                          step if step < total else 0, "global_step": global_step,
                                          "data": batches.state if step < total else None}
                         save_checkpoint(self.out, global_step, model, optimizer, scheduler, trainer_state,
                                         sorted(set(trained) | set(stage.train)), cfg.train.keep_last, full,
-                                        heads.state_dict() if heads is not None else None)
+                                        heads.state_dict() if heads is not None else None, moments)
                     acc.wait_for_everyone()
         finally:
             bar.close()
         batches.close()
         acc.free_memory()
         return global_step
+
+    def _feature_cache(self, model: VisionLanguageModel, processor: Processor) -> FeatureCache | None:
+        """The frozen vision features, computed once per image (None when `train.feature_cache` is off)."""
+        cfg = self.cfg
+        if not cfg.train.feature_cache:
+            return None
+        if self._sharded():
+            # The cache runs the vision tower outside the model's forward, where FSDP and ZeRO-3 have not gathered
+            # its sharded weights (on an H200: "got mixed torch.Tensor and DTensor"); the forward encodes instead.
+            log.info("train.feature_cache: off under %s (the vision tower's weights are sharded)",
+                     self.acc.distributed_type)
+            return None
+        folder = Path(cfg.train.cache_dir) if cfg.train.cache_dir else cache_root() / "features"
+        # float16 on disk and in memory: every consumer, the computing run included, reads stored values.
+        return FeatureCache(model, processor, 8192, folder / encoder_key(cfg.model, processor.image_spec),
+                            torch.float16)
 
     def _sharded(self) -> bool:
         return self.acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
@@ -223,7 +252,7 @@ class Trainer:
         every process calls it); None otherwise, where the model's own state dict is complete."""
         return self.acc.get_state_dict(self._wrapped) if self._sharded() and self._wrapped is not None else None
 
-    def _step(self, model, optimizer, stage: StageConfig, batches: _Consumed, cache: FeatureCache | None,
+    def _step(self, model, optimizer, stage: StageConfig, batches: ConsumedBatches, cache: FeatureCache | None,
               window: dict) -> float:
         """One optimizer step over `grad_accum` micro-batches; returns the mean micro-batch loss (and adds each
         named loss of the stage's objective, if it has several, to `window["parts"]`)."""
@@ -286,19 +315,3 @@ class Trainer:
             metrics.write(row)
         window.update(loss=0.0, parts={}, samples=0, tokens=0, steps=0, wait=0.0, padding=[], start=time.perf_counter())
 
-
-class _Consumed:
-    """The stage's batches, remembering the sampler position that came with the last one taken: the position
-    a checkpoint saves (the DataLoader's own sampler is ahead by what its workers prefetched)."""
-
-    def __init__(self, batches, state: dict | None):
-        self._batches = batches
-        self.state = state
-
-    def next(self) -> Batch:
-        batch, self.state = next(self._batches)
-        return batch
-
-    def close(self) -> None:
-        """Drop the DataLoader iterator, which stops its workers, at the end of the stage."""
-        self._batches = None

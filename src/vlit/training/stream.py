@@ -59,3 +59,20 @@ class StageStream:
         """Continue after the batch whose state this is. (No `state_dict()`: the sampler's own position is
         ahead of the loop while workers prefetch; a checkpoint saves the state of the last consumed batch.)"""
         self.batch_sampler.load_state_dict(state)
+
+
+class ConsumedBatches:
+    """The stage's batches, remembering the sampler position that came with the last one taken: the position
+    a checkpoint saves (the DataLoader's own sampler is ahead by what its workers prefetched)."""
+
+    def __init__(self, batches, state: dict | None):
+        self._batches = batches
+        self.state = state
+
+    def next(self) -> Batch:
+        batch, self.state = next(self._batches)
+        return batch
+
+    def close(self) -> None:
+        """Drop the DataLoader iterator, which stops its workers, at the end of the stage."""
+        self._batches = None
