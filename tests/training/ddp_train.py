@@ -13,7 +13,8 @@ from safetensors.torch import save_file
 from vlit.config import Config, load_yaml
 from vlit.models.parts import part_state
 from vlit.models.saving import dedupe_tensors
-from vlit.training.loop import Trainer, make_accelerator
+from vlit.training.accelerator import make_accelerator
+from vlit.training.loop import Trainer
 
 if __name__ == "__main__":
     out = Path(sys.argv[1])

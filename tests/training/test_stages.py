@@ -100,7 +100,7 @@ def test_stage_config_validation():
 
 @pytest.mark.parametrize("supported, expected", [(True, "bf16"), (False, "no")])
 def test_bf16_falls_back_to_float32_on_a_cpu_without_bf16_matmuls(train_config, monkeypatch, supported, expected):
-    from vlit.training.loop import make_accelerator
+    from vlit.training.accelerator import make_accelerator
 
     monkeypatch.setattr(torch.accelerator, "is_available", lambda: False)
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: supported)

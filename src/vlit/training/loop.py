@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, DistributedType, set_seed
+from accelerate.utils import DistributedType, set_seed
 from tqdm.auto import tqdm
 
 from vlit.assets import cache_root
@@ -25,9 +25,9 @@ from vlit.disk import write_failed
 from vlit.errors import VlitError
 from vlit.models.build import build_model
 from vlit.models.feature_cache import FeatureCache, encoder_key
-from vlit.models.llm import bf16_is_emulated
 from vlit.models.saving import load_init, load_part, save_model
 from vlit.models.vlm import VisionLanguageModel
+from vlit.training.accelerator import make_accelerator
 from vlit.training.checkpoint import (
     gather_optimizer,
     latest_checkpoint,
@@ -44,26 +44,6 @@ from vlit.training.stages import apply_stage, build_optimizer, build_scheduler, 
 from vlit.training.stream import ConsumedBatches, StageStream
 
 log = logging.getLogger(__name__)
-
-
-def make_accelerator(cfg: Config) -> Accelerator:
-    # Text-only batches leave the connector unused; DDP must not wait for its gradients then.
-    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
-    # On a machine without an accelerator, processes started by `accelerate launch --multi_gpu` (torchrun)
-    # form a CPU (gloo) process group instead of each training alone.
-    cpu = not torch.accelerator.is_available()
-    precision = cfg.train.mixed_precision
-    if precision == "bf16" and bf16_is_emulated():
-        log.warning("train.mixed_precision: this CPU has no bf16 matrix instructions; training in float32")
-        precision = "no"
-    try:
-        return Accelerator(mixed_precision=precision, kwargs_handlers=[ddp], cpu=cpu)
-    except ValueError as e:
-        if "already been initialized" not in str(e):
-            raise
-        # Accelerate keeps one state per process: a second run in it must use the same precision.
-        raise VlitError(f"train.mixed_precision: {precision!r} differs from an earlier training "
-                        "run in this process; Accelerate allows one setting per process") from None
 
 
 class Trainer:
