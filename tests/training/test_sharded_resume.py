@@ -1,4 +1,4 @@
-"""FSDP's optimizer moments in a checkpoint: each process holds only shards of them (DTensors that safetensors
+"""Resuming sharded training. FSDP's optimizer moments in a checkpoint: each process holds only shards of them (DTensors that safetensors
 cannot write: a launch under FSDP once failed at its first checkpoint), so a checkpoint gathers them whole, keyed
 by parameter name, and a resumed run puts them back into its shards. On the CPU, one process of a gloo group
 shards the way FSDP2 does on GPUs; the resumed optimizer takes the same next step as the uninterrupted one."""
@@ -94,3 +94,32 @@ def test_moments_saved_by_index_load_as_before(tmp_path):
     for index, slots in optimizer.state_dict()["state"].items():
         for name, value in slots.items():
             assert torch.equal(value, fresh.state_dict()["state"][index][name]), (index, name)
+
+
+def test_without_the_moments_the_schedule_still_continues(tmp_path):
+    """DeepSpeed keeps its moments in its own partitions: a resumed run restarts them, but its learning rates
+    continue the schedule from the step it stopped at (they restarted from the first warmup step before)."""
+    import json
+
+    from transformers import get_cosine_schedule_with_warmup
+
+    from vlit.training.checkpoint import STATE_FILE, restore_training, rng_state
+
+    def schedule():
+        optimizer = torch.optim.AdamW(torch.nn.Linear(2, 2).parameters(), lr=1e-3)
+        return optimizer, get_cosine_schedule_with_warmup(optimizer, 4, 20)
+
+    optimizer, scheduler = schedule()
+    for _ in range(7):
+        optimizer.step()
+        scheduler.step()
+    tensors, plain = rng_state()
+    save_safetensors(tensors, tmp_path / "rng.safetensors")
+    (tmp_path / STATE_FILE).write_text(json.dumps({"scheduler": scheduler.state_dict(), "rng": plain}))
+    resumed_optimizer, resumed = schedule()
+    restore_training(tmp_path, None, resumed)
+    assert resumed_optimizer.param_groups[0]["lr"] == optimizer.param_groups[0]["lr"] > 0  # a fresh one: 0
+    for opt, sched in ((optimizer, scheduler), (resumed_optimizer, resumed)):
+        opt.step()
+        sched.step()
+    assert resumed_optimizer.param_groups[0]["lr"] == optimizer.param_groups[0]["lr"]
