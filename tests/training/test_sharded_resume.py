@@ -1,7 +1,8 @@
-"""Resuming sharded training. FSDP's optimizer moments in a checkpoint: each process holds only shards of them (DTensors that safetensors
-cannot write: a launch under FSDP once failed at its first checkpoint), so a checkpoint gathers them whole, keyed
-by parameter name, and a resumed run puts them back into its shards. On the CPU, one process of a gloo group
-shards the way FSDP2 does on GPUs; the resumed optimizer takes the same next step as the uninterrupted one."""
+"""Resuming sharded training. Under FSDP each process holds only shards of the optimizer's moments (DTensors
+that safetensors cannot write: a launch under FSDP once failed at its first checkpoint), so a checkpoint gathers
+them whole, keyed by parameter name, and a resumed run puts them back into its shards. On the CPU, one process
+of a gloo group shards the way FSDP2 does on GPUs; the resumed optimizer takes the same next step as the
+uninterrupted one. Under DeepSpeed the moments restart but the schedule continues."""
 
 from __future__ import annotations
 
