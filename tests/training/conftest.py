@@ -19,7 +19,10 @@ def debug_data(tmp_path_factory):
 
 @pytest.fixture
 def train_config(debug_data, tmp_path) -> Config:
-    cfg = load_yaml(Config, "debug", [f"data.root={debug_data}", f"train.cache_dir={tmp_path / 'features'}"])
+    # No DataLoader workers, whatever the machine's cores (its default): the runs the tests compare bit for bit
+    # repeat themselves then (see `one_thread`).
+    cfg = load_yaml(Config, "debug", [f"data.root={debug_data}", f"train.cache_dir={tmp_path / 'features'}",
+                                      "train.num_workers=0"])
     return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, build=None))
 
 

@@ -73,10 +73,12 @@ def finished(debug_data, tmp_path_factory) -> tuple[Path, list[str]]:
     """A finished debug run (checkpoints step-9 and step-12, the final model) and the `vlit train` arguments that
     resume a copy of it (`--out` appended by the test)."""
     cache = tmp_path_factory.mktemp("features")
-    cfg = load_yaml(Config, "debug", [f"data.root={debug_data}", f"train.cache_dir={cache}"])
+    # No DataLoader workers (the machine's default may have some): the resumed copies must repeat it bit for bit.
+    cfg = load_yaml(Config, "debug", [f"data.root={debug_data}", f"train.cache_dir={cache}", "train.num_workers=0"])
     run = tmp_path_factory.mktemp("finished") / "run"
     Trainer(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, build=None)), run).run()
-    return run, ["train", "debug", f"data.root={debug_data}", "data.build=null", f"train.cache_dir={cache}", "--resume"]
+    return run, ["train", "debug", f"data.root={debug_data}", "data.build=null", f"train.cache_dir={cache}",
+                 "train.num_workers=0", "--resume"]
 
 
 def _copy(run: Path, to: Path, drop: tuple[str, ...] = ()) -> Path:

@@ -25,7 +25,7 @@ def _config(train_config, *overrides: str, only_first: bool = False) -> Config:
     """The debug recipe (its data and feature cache) with a tiny Q-Former; its first stage of kind `qformer`."""
     cfg = load_yaml(Config, "debug", [TINY_QFORMER, "stages.0.objective=qformer", f"data.root={train_config.data.root}",
                                       "data.build=null", f"train.cache_dir={train_config.train.cache_dir}",
-                                      *overrides])
+                                      "train.num_workers=0", *overrides])
     return dataclasses.replace(cfg, stages=cfg.stages[:1]) if only_first else cfg
 
 
