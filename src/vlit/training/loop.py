@@ -153,10 +153,6 @@ class Trainer:
         if resuming and state["data"] and not keep_optimizer:
             log.warning("resuming under %s: optimizer moments start afresh (its partitions are not gathered "
                         "into checkpoints)", acc.distributed_type)
-        fsdp = acc.distributed_type == DistributedType.FSDP
-        if resuming and not (fsdp and keep_optimizer):
-            restore_training(checkpoint, optimizer if keep_optimizer else None,
-                             scheduler if state["data"] else None, model=model)
         if resuming and state["data"]:
             if heads is not None:
                 restore_heads(checkpoint, heads)
@@ -170,8 +166,9 @@ class Trainer:
         # A `qformer` stage prepares its objective (connector and heads), so DDP averages the heads' gradients too.
         wrapped, prepared_optimizer = acc.prepare(objective or model, optimizer)
         self._wrapped = wrapped
-        if resuming and fsdp and keep_optimizer:  # the moments saved whole, into the shards prepare made
-            restore_training(checkpoint, optimizer, scheduler, model=wrapped)
+        if resuming:  # after `prepare`: under FSDP the saved moments go into the shards it made
+            restore_training(checkpoint, optimizer if keep_optimizer else None,
+                             scheduler if state["data"] else None, model=model)
         batches = ConsumedBatches(iter(stream), state["data"] if state and state["data"] else None)
         bar = tqdm(total=total, initial=step, desc=f"stage {stage.name}", disable=not acc.is_main_process,
                    dynamic_ncols=True)
@@ -193,7 +190,8 @@ class Trainer:
                     acc.wait_for_everyone()
                     full = self._full_state()
                     # Collective, like the weights: each process holds only its shards of the moments.
-                    moments = gather_optimizer(wrapped, optimizer) if fsdp else None
+                    moments = gather_optimizer(model, optimizer) if acc.distributed_type == DistributedType.FSDP \
+                        else None
                     if acc.is_main_process:
                         trainer_state = {"stage_index": index if step < total else index + 1, "stage_step":
                                          step if step < total else 0, "global_step": global_step,
