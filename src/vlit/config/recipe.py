@@ -33,12 +33,19 @@ class Config:
                 raise ConfigError(f"stages[{i}].train: 'lora' needs model.lora to be set")
             if stage.objective == "qformer":
                 _check_qformer_stage(i, self.model)
+            if not stage.qformer_reads_instruction and not _instruction_aware(self.model):
+                raise ConfigError(f"stages[{i}].qformer_reads_instruction: false withholds the instruction from an "
+                                  "instruction-aware Q-Former; model.connector is not one")
             leaked = [d.name for d in stage.data.datasets if d.name in self.data.held_out]
             if leaked:
                 raise ConfigError(f"stages[{i}].data: {leaked[0]!r} is held out and must never be trained on")
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ConfigError("stages: stage names must be unique")
+
+
+def _instruction_aware(model: ModelConfig) -> bool:
+    return isinstance(model.connector, QFormerConnectorConfig) and model.connector.instruction_aware
 
 
 def _check_qformer_stage(index: int, model: ModelConfig) -> None:

@@ -75,6 +75,10 @@ class StageConfig:
     apply. It trains only `connector`, which must be an instruction-aware Q-Former."""
     qformer: QFormerObjectiveConfig | None = None
     """Losses and sizes of a `qformer` stage; omitted, BLIP-2's (all three losses, 256-d, 32 text tokens)."""
+    qformer_reads_instruction: bool = True
+    """False withholds the instruction from an instruction-aware Q-Former for this stage (the LLM still reads the
+    whole prompt): its queries attend only to each other and the image, exactly BLIP-2's Q-Former. This is
+    BLIP-2's LLM-facing second stage, the Q-Former InstructBLIP starts instruction tuning from."""
 
     def __post_init__(self) -> None:
         if self.objective == "qformer":
@@ -83,6 +87,9 @@ class StageConfig:
             self.qformer = self.qformer or QFormerObjectiveConfig()
         elif self.qformer is not None:
             raise ConfigError("qformer: only a stage of objective 'qformer' takes these settings")
+        if self.objective == "qformer" and not self.qformer_reads_instruction:
+            raise ConfigError("qformer_reads_instruction: a stage of objective 'qformer' reads each row's answer, "
+                              "never the instruction; the setting applies to 'lm' stages")
         if not self.train:
             raise ConfigError("train: name at least one part to train")
         if "llm" in self.train and "lora" in self.train:

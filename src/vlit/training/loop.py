@@ -40,7 +40,7 @@ from vlit.training.checkpoint import (
 )
 from vlit.training.qformer_objective import TEXT, QFormerObjective
 from vlit.training.report import MetricsLog, plot_loss
-from vlit.training.stages import apply_stage, build_optimizer, build_scheduler, stage_steps
+from vlit.training.stages import apply_stage, build_optimizer, build_scheduler, stage_side_inputs, stage_steps
 from vlit.training.stream import ConsumedBatches, StageStream
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ class Trainer:
         stage_processor = dataclasses.replace(
             processor, max_length=stage.max_length,
             template=chat_template(stage.template, processor.tokenizer) if stage.template else processor.template,
-            side_inputs=objective.side_inputs() if objective else processor.side_inputs)
+            side_inputs=stage_side_inputs(stage, objective.side_inputs() if objective else processor.side_inputs))
         use_cache = cache is not None and "vision" not in stage.train
         stream = StageStream(stage, root, stage_processor, cfg.train.seed + index, acc.process_index,
                              acc.num_processes, cfg.train.group_by_length, cfg.train.group_size,

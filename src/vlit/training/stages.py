@@ -10,6 +10,8 @@ import torch
 from transformers import get_cosine_schedule_with_warmup
 
 from vlit.config import StageConfig
+from vlit.data.loading.batch import SideInputBuilder
+from vlit.data.loading.side_inputs import INSTRUCTION, NoText
 from vlit.models.parts import PARTS, count_parameters, part_of, set_trainable
 from vlit.models.vlm import VisionLanguageModel
 
@@ -23,6 +25,14 @@ def apply_stage(model: VisionLanguageModel, stage: StageConfig) -> dict[str, tup
     table = ", ".join(f"{part} {trainable:,}/{total:,}" for part, (total, trainable) in counts.items() if total)
     log.info("stage %s: trainable/total parameters: %s", stage.name, table)
     return counts
+
+
+def stage_side_inputs(stage: StageConfig, builders: dict[str, SideInputBuilder]) -> dict[str, SideInputBuilder]:
+    """What the stage's batches carry beside the prompt: the connector's (or the objective's) side inputs, the
+    instruction withheld (zero tokens) where the stage keeps it from the Q-Former."""
+    if stage.qformer_reads_instruction or INSTRUCTION not in builders:
+        return builders
+    return {**builders, INSTRUCTION: NoText()}
 
 
 def param_groups(model: VisionLanguageModel, stage: StageConfig, heads: torch.nn.Module | None = None) -> list[dict]:

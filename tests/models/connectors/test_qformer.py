@@ -177,3 +177,22 @@ def test_minilm_text_path_matches_transformers_bert(minilm):
     torch.testing.assert_close(got[keep], ref[keep], rtol=0, atol=1e-5)
     out = conn(torch.randn(2, 49, DV), TextInput(enc.input_ids, enc.attention_mask))
     assert out.shape == (2, 4, DL) and torch.isfinite(out).all()
+
+
+def test_a_withheld_instruction_is_blip2s_query_only_qformer():
+    """Zero instruction tokens (`NoText`, a stage's `qformer_reads_instruction: false`): the instruction-aware
+    Q-Former computes exactly what BLIP-2's query-only Q-Former computes with the same weights."""
+    from vlit.data.loading.side_inputs import NoText
+
+    aware, blip2 = tiny(), tiny(aware=False)
+    state = {k.replace("qformer.embeddings.layernorm.", "qformer.layernorm."): v for k, v in aware.state_dict().items()}
+    blip2.load_state_dict({k: v for k, v in state.items() if k in blip2.state_dict()})
+    assert set(state) - set(blip2.state_dict()) and all(k.startswith("qformer.") for k in set(state) -
+                                                        set(blip2.state_dict()))  # the text path only
+    feats = torch.randn(3, 49, DV)
+    withheld = NoText().collate([NoText().encode(None) for _ in range(3)])
+    assert withheld.ids.shape == (3, 0)
+    with torch.no_grad():
+        torch.testing.assert_close(aware(feats, withheld), blip2(feats), rtol=0, atol=0)
+        assert (aware(feats, withheld) - aware(feats, instruction([101, 2054, 102], [101, 102], [101, 102]))
+                ).abs().max() > 1e-3

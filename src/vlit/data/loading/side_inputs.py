@@ -11,6 +11,9 @@ from transformers import PreTrainedTokenizerBase
 from vlit.data.conversation import Conversation
 from vlit.data.loading.batch import TextInput
 
+INSTRUCTION = "instruction"
+"""The side input of an instruction-aware Q-Former: the instruction's tokens."""
+
 
 @dataclass(frozen=True)
 class TextInputBuilder:
@@ -29,6 +32,20 @@ class TextInputBuilder:
 
     def collate(self, values: list[list[int]]) -> TextInput:
         return right_padded(values, self.tokenizer.pad_token_id)
+
+
+@dataclass(frozen=True)
+class NoText:
+    """A text side input withheld: zero tokens for every image. An instruction-aware Q-Former given it runs its
+    queries alone, as BLIP-2's Q-Former (a stage's `qformer_reads_instruction: false`)."""
+
+    pad_id: int = 0
+
+    def encode(self, conversation: Conversation) -> list[int]:
+        return []
+
+    def collate(self, values: list[list[int]]) -> TextInput:
+        return right_padded(values, self.pad_id)
 
 
 def right_padded(values: list[list[int]], pad_id: int) -> TextInput:

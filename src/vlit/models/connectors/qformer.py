@@ -18,7 +18,7 @@ from transformers.models.instructblip.modeling_instructblip import InstructBlipQ
 
 from vlit.config import QFormerConnectorConfig
 from vlit.data.loading.batch import SideInputBuilder, TextInput
-from vlit.data.loading.side_inputs import TextInputBuilder
+from vlit.data.loading.side_inputs import INSTRUCTION, TextInputBuilder
 from vlit.errors import VlitError
 from vlit.models.connectors.base import Connector
 
@@ -86,7 +86,7 @@ class QFormerConnector(Connector):
             return {}
         from vlit.assets import qformer_tokenizer
 
-        return {"instruction": TextInputBuilder(qformer_tokenizer(self.tokenizer_name), self.max_instruction_tokens)}
+        return {INSTRUCTION: TextInputBuilder(qformer_tokenizer(self.tokenizer_name), self.max_instruction_tokens)}
 
     def adapt_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A connector state from a checkpoint, under this module's names: BLIP-2's Q-Former keeps its
