@@ -12,7 +12,7 @@ from pathlib import Path
 from vlit.config import Config, load_yaml
 from vlit.quickstart.timing import PhaseTimer
 
-RECIPES = {"instructblip": "InstructBLIP-style (BLIP-2 stage 1, then the instruction-aware Q-Former)",
+RECIPES = {"instructblip": "InstructBLIP-style (BLIP-2's stage 2 with the queries alone, then instruction-aware)",
            "llava15": "LLaVA-1.5-style (MLP, then MLP + LoRA)",
            "minigptv2": "MiniGPT-v2-style (4 tokens merged + linear, LoRA, task identifiers)"}
 SPLITS = ("fmnist_classification", "fmnist_multiple_choice", "scenes_vqa", "scenes_counting", "scenes_yes_no",
