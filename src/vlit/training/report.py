@@ -37,7 +37,8 @@ def plot_loss(rows: list[dict], out: Path, title: str) -> Path:
     stages = list(dict.fromkeys(r["stage"] for r in rows if "loss" in r))
     for stage in stages:
         points = [(r["global_step"], r["loss"]) for r in rows if r.get("stage") == stage and "loss" in r]
-        ax.plot(*zip(*points, strict=True), label=stage, linewidth=1.2)
+        # A stage logged once or twice (a short warm-up) is drawn as points: a line of one point is invisible.
+        ax.plot(*zip(*points, strict=True), label=stage, linewidth=1.2, marker="o" if len(points) < 3 else None)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("training loss")
     ax.set_title(title)
