@@ -2,9 +2,9 @@
 
 1. builds the quickstart instruction data (Fashion-MNIST + rendered scenes; held-in and held-out datasets);
 2. trains the three families from the packaged parts (EfficientNet-Lite0, all-MiniLM-L6-v2,
-   SmolLM2-135M-Instruct): InstructBLIP-style (BLIP-2's first stage on the Q-Former alone, then instruction
-   tuning), LLaVA-1.5-style (MLP, then MLP + LoRA), MiniGPT-v2-style (merge of 4 tokens + LoRA, task
-   identifiers);
+   SmolLM2-135M-Instruct): InstructBLIP-style (BLIP-2's LLM-facing stage with the Q-Former's queries alone,
+   then instruction tuning of the instruction-aware Q-Former), LLaVA-1.5-style (MLP, then MLP + LoRA),
+   MiniGPT-v2-style (merge of 4 tokens + LoRA, task identifiers);
 3. evaluates each on held-in and held-out test splits (a 95% interval beside every score), and the same models
    with an untrained connector on the headline split; checks that each model uses its image (the image-shuffle check);
    prints the table, example answers beside the ground truth, the MiniGPT-v2-style model's boxes drawn on test
