@@ -29,8 +29,9 @@ def apply_stage(model: VisionLanguageModel, stage: StageConfig) -> dict[str, tup
 
 def stage_side_inputs(stage: StageConfig, builders: dict[str, SideInputBuilder]) -> dict[str, SideInputBuilder]:
     """What the stage's batches carry beside the prompt: the connector's (or the objective's) side inputs, the
-    instruction withheld (zero tokens) where the stage keeps it from the Q-Former."""
-    if stage.qformer_reads_instruction or INSTRUCTION not in builders:
+    instruction withheld (zero tokens) where the stage keeps it from the Q-Former (the recipe checked that the
+    connector is an instruction-aware Q-Former)."""
+    if stage.qformer_reads_instruction:
         return builders
     return {**builders, INSTRUCTION: NoText()}
 

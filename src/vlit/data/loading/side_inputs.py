@@ -39,13 +39,11 @@ class NoText:
     """A text side input withheld: zero tokens for every image. An instruction-aware Q-Former given it runs its
     queries alone, as BLIP-2's Q-Former (a stage's `qformer_reads_instruction: false`)."""
 
-    pad_id: int = 0
-
     def encode(self, conversation: Conversation) -> list[int]:
         return []
 
     def collate(self, values: list[list[int]]) -> TextInput:
-        return right_padded(values, self.pad_id)
+        return right_padded(values, pad_id=0)  # long[I, 0]: no position to pad
 
 
 def right_padded(values: list[list[int]], pad_id: int) -> TextInput:
