@@ -10,7 +10,7 @@ from vlit.data.conversation import Conversation, Turn
 from vlit.data.loading.batching import LengthGroupedBatches
 from vlit.data.loading.dataset import LoadedDataset
 from vlit.data.loading.loader import DrawDataset, PlainBatches, RankBatchSampler
-from vlit.data.loading.mixture import MixtureSampler
+from vlit.data.loading.mixture import Draw, MixtureSampler
 from vlit.errors import VlitError
 
 
@@ -45,12 +45,30 @@ def test_ranks_split_each_global_batch_without_overlap():
             assert all(len({d.dataset for d in w.draws}) == 1 for w in whole)
 
 
-def test_length_proxy_counts_characters_without_tokenizing():
+def test_length_proxy_counts_words_without_tokenizing():
     data = DrawDataset(_datasets(), processor=None)  # no processor: grouping never encodes
     draws = [r.draws for r in _take(_sampler(data, 0, 1), 6)]
     for batch in draws:
         lengths = [data.length(d) for d in batch]
         assert lengths == sorted(lengths, reverse=True)
+    rows = [Conversation.single("What is this?\nAnswer with a word.", "an " + "x" * n) for n in (2, 9)]
+    words = DrawDataset({"one": LoadedDataset("one", rows, Path("/x"))}, processor=None)
+    first, second = (words.length(Draw("one", i, 0)) for i in range(2))
+    assert first == second == 9
+
+
+def test_answers_of_one_template_keep_their_draw_order_in_grouped_batches():
+    """A classification dataset with one template: sorting by characters put each class name in batches of its
+    own (a batch of 4 "bag"); the word count ties them, so batches hold the classes as drawn."""
+    classes = ["bag", "coat", "dress", "sneaker", "pullover", "t-shirt/top"]
+    rows = [Conversation.single("What type of fashion item is this?", classes[i % len(classes)],
+                                image=f"{i}.png") for i in range(600)]
+    data = DrawDataset({"fmnist": LoadedDataset("fmnist", rows, Path("/x"))}, processor=None)
+    mixture = MixtureSampler({"fmnist": len(rows)}, seed=0)
+    grouped = LengthGroupedBatches(mixture, data.length, data.multimodal, 4, group_size=16, seed=0)
+    batches = [next(grouped) for _ in range(100)]
+    one_class = sum(len({rows[d.index].turns[-1].content for d in b}) == 1 for b in batches)
+    assert one_class <= 5  # drawn at random: 6 * (1/6)**4 = 0.5% of batches hold one class
 
 
 def test_the_state_a_request_carries_resumes_right_after_it():

@@ -3,9 +3,11 @@
 The sampler runs in the main process: it draws from the mixture, groups draws by modality and length and
 yields a `Request` per global batch holding only this process's rows, so each process encodes only its own
 rows. Grouping must not tokenize every draw (every process would tokenize the whole global batch), so it
-uses a cheap proxy: the rendered conversation's character count (LLaVA's `modality_lengths` counts words)
-and its image count. The dataset turns a request into a `Batch` (render, tokenize, and decode pixels when
-asked), in worker processes when there are some, so they hide tokenizing and image decoding.
+uses a cheap proxy: the rendered conversation's word count (LLaVA's `modality_lengths`) and its image count.
+Words, not characters: rows of one template whose answers are class names then tie and stay in their random
+draw order, where characters tell every class apart and sorting put one class in a batch (`measure`). The
+dataset turns a request into a `Batch` (render, tokenize, and decode pixels when asked), in worker processes
+when there are some, so they hide tokenizing and image decoding.
 
 The DataLoader prefetches ahead of the training loop, so the sampler's own position is ahead of what was
 trained on. Each request therefore carries a snapshot of the sampler's position right after it, and the
@@ -145,13 +147,17 @@ class DrawDataset(torch.utils.data.Dataset):
         return Conversation(conv.turns, images, conv.id, conv.meta)
 
     def measure(self, draw: Draw) -> tuple[int, bool]:
-        """(characters of the rendered turns, has images): grouping's proxy for the token length and the
-        modality, without tokenizing. Kept for a window of draws: grouping asks again for left-overs. In skip
-        mode an item that does not render measures (0, False); its batch then skips it."""
+        """(words of the rendered turns, has images): grouping's proxy for the token length and the
+        modality, without tokenizing. Words, as LLaVA counts them, not characters: with characters, rows of one
+        template sorted by the length of their answer, so a class name's rows filled whole batches (the
+        quickstart's LLaVA-style Fashion-MNIST batches held one class: 4 "bag", 4 "coat"); with words the
+        answers of one or two words tie and keep the random order they were drawn in. Kept for a window of
+        draws: grouping asks again for left-overs. In skip mode an item that does not render measures (0,
+        False); its batch then skips it."""
         if draw not in self._measured:
             try:
                 conv = self.datasets[draw.dataset].get(draw.index, draw.epoch)
-                self._measured[draw] = (sum(len(t.content) for t in conv.turns), bool(conv.images))
+                self._measured[draw] = (sum(len(t.content.split()) for t in conv.turns), bool(conv.images))
             except VlitError:
                 if self.on_bad_row == "fail":
                     raise
