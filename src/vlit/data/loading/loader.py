@@ -3,11 +3,10 @@
 The sampler runs in the main process: it draws from the mixture, groups draws by modality and length and
 yields a `Request` per global batch holding only this process's rows, so each process encodes only its own
 rows. Grouping must not tokenize every draw (every process would tokenize the whole global batch), so it
-uses a cheap proxy: the rendered conversation's word count (LLaVA's `modality_lengths`) and its image count.
-Words, not characters: rows of one template whose answers are class names then tie and stay in their random
-draw order, where characters tell every class apart and sorting put one class in a batch (`measure`). The
-dataset turns a request into a `Batch` (render, tokenize, and decode pixels when asked), in worker processes
-when there are some, so they hide tokenizing and image decoding.
+uses a cheap proxy: the rendered conversation's word count (LLaVA's `modality_lengths`; why words, not
+characters: `DrawDataset.measure`) and its image count. The dataset turns a request into a `Batch` (render,
+tokenize, and decode pixels when asked), in worker processes when there are some, so they hide tokenizing and
+image decoding.
 
 The DataLoader prefetches ahead of the training loop, so the sampler's own position is ahead of what was
 trained on. Each request therefore carries a snapshot of the sampler's position right after it, and the
