@@ -10,6 +10,9 @@
    prints the table, example answers beside the ground truth, the MiniGPT-v2-style model's boxes drawn on test
    scenes, the time of every phase, and where every output is.
 
+On a CPU the families run side by side, a process each with its share of the cores (`--workers`; their output
+in `<out>/<family>/job.log`, a bar per family on the terminal); on a GPU one after the other.
+
 `--steps N` runs every stage for N steps only (same code path; what `make test` runs).
 """
 

@@ -7,9 +7,11 @@ import argparse
 import dataclasses
 import json
 import logging
+from functools import partial
 from pathlib import Path
 
 from vlit.config import Config, load_yaml
+from vlit.quickstart.parallel import Job, cores, default_workers, last_step, lines, run_jobs
 from vlit.quickstart.timing import PhaseTimer
 
 RECIPES = {"instructblip": "InstructBLIP-style (BLIP-2's stage 2 with the queries alone, then instruction-aware)",
@@ -49,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of the data build and of every training")
     parser.add_argument("--eval-samples", type=int, default=None,
                         help=f"samples per test split (default {SAMPLES}; 4 with --steps)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="families trained and evaluated at a time, each in a process of its own (default: "
+                             "one per CPU core, up to three; one on a GPU)")
     parser.add_argument("--examples", type=int, default=2, help="example answers shown per test split")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="dotted overrides applied to every recipe, e.g. `train.mixed_precision=no "
@@ -68,10 +73,10 @@ def recipe(name: str, args: argparse.Namespace, data: Path) -> Config:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from vlit.assets import smollm2_folder
     from vlit.data.sources.build import build_quickstart
     from vlit.evaluation.report import markdown_table, write_report
     from vlit.quickstart import show
-    from vlit.training.loop import Trainer
 
     timer = PhaseTimer()
     out, data = args.out, args.out / "data"
@@ -80,21 +85,25 @@ def main(argv: list[str]) -> int:
         print(f"[1/3] building the quickstart data in {data}")
         with timer("data"):
             build_quickstart(data, seed=args.seed, scale=args.scale)
-    checkpoints = {}
-    for name, title in RECIPES.items():
-        cfg = configs[name]
-        print(f"[2/3] training {title}: {' -> '.join(s.name for s in cfg.stages)} ({out / name})")
-        with timer(f"train {name}"):
-            checkpoints[name] = Trainer(cfg, out / name).run(resume=(out / name / "checkpoints").exists())
+    smollm2_folder()  # the packaged LLM converted once here, not by every family's process at once
     samples = args.eval_samples or (4 if args.steps else SAMPLES)
-    print(f"[3/3] evaluating {len(RECIPES)} models on {samples} samples per test split, their untrained "
-          f"baselines, and whether each uses its image ({out / 'eval'})")
-    results, shuffles = [], {}
+    workers = args.workers or default_workers(len(RECIPES))
+    print(f"[2/3] training the three families, then evaluating each on {samples} samples per test split, its "
+          f"untrained baseline, and whether it uses its image ({out / 'eval'}); "
+          + (f"{workers} at a time, {max(1, cores() // workers)} thread(s) each:" if workers > 1 else "in turn:"))
+    for name, title in RECIPES.items():
+        print(f"  {name}: {title}: {' -> '.join(s.name for s in configs[name].stages)}"
+              + (f" (output: {out / name / 'job.log'})" if workers > 1 else ""))
+    jobs = [Job(name, family, (name, configs[name], out, data, samples), out / name / "job.log",
+                _steps(configs[name]) + _answers(name, samples), partial(_progress, name, out))
+            for name in RECIPES]
+    families = run_jobs(jobs, workers)
     for name in RECIPES:
-        with timer(f"evaluate {name}"):
-            family_results, shuffles[name] = _evaluate_family(name, checkpoints[name], configs[name], data,
-                                                              out / "eval", samples)
-        results += family_results
+        for phase, seconds in families[name].seconds.items():
+            timer.seconds[phase] = seconds
+    results = [r for name in RECIPES for r in families[name].results]
+    shuffles = {name: families[name].shuffle for name in RECIPES}
+    print("[3/3] results")
     table = write_report(_ordered([r for r in results if r.benchmark in SPLITS]), out / "eval")
     # A family's own protocol (InstructBLIP's ranked answers, MiniGPT-v2's [identify]) in a table of its own:
     # the main table's averages stay over the splits every family is scored on.
@@ -109,9 +118,52 @@ def main(argv: list[str]) -> int:
     show.examples(out / "eval", data, list(RECIPES), args.examples)
     boxes = show.refer_boxes(out / "eval", data, "minigptv2", configs["minigptv2"].model.prompt_style)
     timer.write(out / "timing.json")
-    print("\nTime per phase:\n" + timer.table())
+    print("\nTime per phase" + (f" (the families' phases overlap, {workers} at a time)" if workers > 1 else "")
+          + ":\n" + timer.table())
     show.summary(results, out, list(RECIPES), table, boxes, timer.total)
     return 0
+
+
+@dataclasses.dataclass
+class Family:
+    """What one family's job hands back: its final checkpoint, scores, image-shuffle check and phase times."""
+
+    checkpoint: Path
+    results: list
+    shuffle: object
+    seconds: dict[str, float]
+
+
+def family(name: str, cfg: Config, out: Path, data: Path, samples: int) -> Family:
+    """Train one family (resuming its last checkpoint), then evaluate it: a job of its own process."""
+    from vlit.training.loop import Trainer
+
+    timer = PhaseTimer()
+    with timer(f"train {name}"):
+        checkpoint = Trainer(cfg, out / name).run(resume=(out / name / "checkpoints").exists())
+    with timer(f"evaluate {name}"):
+        results, shuffle = _evaluate_family(name, checkpoint, cfg, data, out / "eval", samples)
+    return Family(checkpoint, results, shuffle, timer.seconds)
+
+
+def _steps(cfg: Config) -> int:
+    return sum(stage.steps for stage in cfg.stages)
+
+
+def _benchmark_names(name: str) -> list[str]:
+    return list(SPLITS + OWN_SPLITS.get(name, ()))
+
+
+def _answers(name: str, samples: int) -> int:
+    """Answers a family's evaluation writes: every split, the ranked ones again, the baseline's split."""
+    return samples * (len(_benchmark_names(name)) + len(RANKED.get(name, ())) + len(BASELINE_SPLITS))
+
+
+def _progress(name: str, out: Path) -> int:
+    """A family's job so far, read from what it writes: its training's last logged step, then its answers."""
+    answers = [*(out / "eval" / name).glob("*.predictions.jsonl"),
+               *(out / "eval" / f"{name} (untrained connector)").glob("*.predictions.jsonl")]
+    return last_step(out / name / "metrics.jsonl") + lines(answers)
 
 
 def _evaluate_family(name: str, checkpoint: Path, cfg: Config, data: Path, out: Path, samples: int):
@@ -123,7 +175,7 @@ def _evaluate_family(name: str, checkpoint: Path, cfg: Config, data: Path, out: 
     from vlit.inference.pipeline import Pipeline
     from vlit.models.build import build_model
 
-    benches = quickstart_benchmarks(data, max_samples=samples, names=list(SPLITS + OWN_SPLITS.get(name, ())))
+    benches = quickstart_benchmarks(data, max_samples=samples, names=_benchmark_names(name))
     benches += [dataclasses.replace(b, name=ranked_name(b.name), mode="rank")
                 for b in benches if b.name in RANKED.get(name, ())]
     pipe = Pipeline.from_pretrained(checkpoint, dtype=EVAL_DTYPE)
