@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 import warnings
 
 import pytest
@@ -56,3 +60,36 @@ def test_progress_is_read_from_what_a_job_writes(tmp_path):
     answers = tmp_path / "a.predictions.jsonl"
     answers.write_text("1\n2\n3\n")
     assert lines([answers, tmp_path / "missing.jsonl"]) == 3
+
+
+def test_sigterm_stops_the_workers_too(tmp_path):
+    script = ("import sys, time; from pathlib import Path; from vlit.quickstart.parallel import Job, run_jobs; "
+              "run_jobs([Job(n, time.sleep, (120,), Path(sys.argv[1]) / n / 'job.log', 1, lambda: 0) "
+              "for n in 'ab'], workers=2)")
+    parent = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)])
+    try:
+        children: list[int] = []
+        for _ in range(300):  # the two workers started (spawned processes take a few seconds)
+            time.sleep(0.1)
+            found = subprocess.run(["pgrep", "-P", str(parent.pid)], capture_output=True, text=True).stdout
+            children = [int(pid) for pid in found.split()]
+            if (tmp_path / "a" / "job.log").exists() and (tmp_path / "b" / "job.log").exists():
+                break
+        assert len(children) >= 2
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(timeout=30) == 128 + signal.SIGTERM
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in children)
+    finally:
+        parent.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"  # a zombie (exited, not yet reaped) is gone
+    except (ProcessLookupError, FileNotFoundError):
+        return False

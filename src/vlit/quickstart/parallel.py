@@ -8,12 +8,13 @@ of its own, its output in `<out>/<family>/job.log`, and this process shows one b
 
 from __future__ import annotations
 
-import concurrent.futures as futures
 import contextlib
 import json
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -75,7 +76,7 @@ class Job:
 def run_jobs(jobs: Sequence[Job], workers: int) -> dict[str, Any]:
     """Each job's result by name; the jobs run `workers` at a time, in the order given (longest first balances
     the processes), each in a process of `cores() // workers` threads. One worker runs them here, in turn, their
-    output on the terminal as usual."""
+    output on the terminal as usual. An error, Ctrl-C or SIGTERM here stops every process."""
     if workers <= 1:
         return {job.name: job.fn(*job.args) for job in jobs}
     threads = max(1, cores() // workers)
@@ -83,33 +84,36 @@ def run_jobs(jobs: Sequence[Job], workers: int) -> dict[str, Any]:
     bars = {job.name: tqdm(total=job.total, desc=job.name, position=i, dynamic_ncols=True)
             for i, job in enumerate(jobs)}
     results: dict[str, Any] = {}
-    with futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                                     initargs=(threads, list(warnings.filters))) as pool:
-        running = {pool.submit(_logged, job.log, job.fn, job.args): job for job in jobs}
-        try:
-            pending = set(running)
+    # SIGTERM would end this process alone and leave the workers training; as an exit it reaches the `with`,
+    # whose exit terminates them.
+    main_thread = threading.current_thread() is threading.main_thread()  # where a handler can be set
+    previous = signal.signal(signal.SIGTERM, _exit_on_term) if main_thread else None
+    try:
+        with context.Pool(workers, initializer=_start_worker, initargs=(threads, list(warnings.filters))) as pool:
+            pending = {job.name: pool.apply_async(_logged, (job.log, job.fn, job.args)) for job in jobs}
             while pending:
-                done, pending = futures.wait(pending, timeout=POLL_S, return_when=futures.FIRST_COMPLETED)
+                next(iter(pending.values())).wait(POLL_S)
                 for job in jobs:
-                    position = min(job.total, job.progress())
-                    if job.name not in results and position != bars[job.name].n:
-                        bars[job.name].update(position - bars[job.name].n)
-                for future in done:
-                    job = running[future]
-                    try:
-                        results[job.name] = future.result()
-                    except BaseException:
-                        print(f"{job.name} failed; its output: {job.log}", file=sys.stderr)
-                        raise
-                    bars[job.name].update(job.total - bars[job.name].n)
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        finally:
-            for bar in bars.values():
-                bar.close()
-    sys.stdout.flush()
+                    bar = bars[job.name]
+                    if job.name in pending and pending[job.name].ready():
+                        try:
+                            results[job.name] = pending.pop(job.name).get()
+                        except BaseException:
+                            print(f"{job.name} failed; its output: {job.log}", file=sys.stderr)
+                            raise
+                        bar.update(job.total - bar.n)
+                    elif job.name in pending and (position := min(job.total, job.progress())) != bar.n:
+                        bar.update(position - bar.n)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+        for bar in bars.values():
+            bar.close()
     return results
+
+
+def _exit_on_term(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def lines(paths: Sequence[Path]) -> int:
