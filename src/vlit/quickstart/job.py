@@ -71,7 +71,10 @@ def recipe(name: str, args: argparse.Namespace, data: Path) -> Config:
 
 
 def main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.workers is not None and args.workers < 1:
+        parser.error(f"--workers: {args.workers} is not a positive number of processes")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from vlit.assets import smollm2_folder
     from vlit.data.sources.build import build_quickstart
@@ -87,7 +90,7 @@ def main(argv: list[str]) -> int:
             build_quickstart(data, seed=args.seed, scale=args.scale)
     smollm2_folder()  # the packaged LLM converted once here, not by every family's process at once
     samples = args.eval_samples or (4 if args.steps else SAMPLES)
-    workers = args.workers or default_workers(len(RECIPES))
+    workers = args.workers if args.workers is not None else default_workers(len(RECIPES))
     print(f"[2/3] training the three families, then evaluating each on {samples} samples per test split, its "
           f"untrained baseline, and whether it uses its image ({out / 'eval'}); "
           + (f"{workers} at a time, {max(1, cores() // workers)} thread(s) each:" if workers > 1 else "in turn:"))
