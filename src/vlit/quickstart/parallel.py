@@ -44,6 +44,10 @@ def _start_worker(threads: int, filters: list) -> None:
     torch.set_num_threads(threads)
     # The parent's warning policy: the CLI's silenced noise, and a test run's FutureWarnings raised as errors.
     warnings.filters[:] = filters
+    # tqdm's bars share a lock across processes by default: a named semaphore, which `Pool.terminate` (SIGTERM)
+    # leaves registered, and the parent then warns of "leaked semaphores" at its exit. This process's bars go to
+    # its own log: a thread lock is enough.
+    tqdm.set_lock(threading.RLock())
 
 
 def _logged(log: Path, fn: Callable[..., Any], args: tuple) -> Any:
@@ -84,32 +88,49 @@ def run_jobs(jobs: Sequence[Job], workers: int) -> dict[str, Any]:
     bars = {job.name: tqdm(total=job.total, desc=job.name, position=i, dynamic_ncols=True)
             for i, job in enumerate(jobs)}
     results: dict[str, Any] = {}
-    # SIGTERM would end this process alone and leave the workers training; as an exit it reaches the `with`,
-    # whose exit terminates them.
+    # SIGTERM would end this process alone and leave the workers training; as an exit it reaches the `finally`,
+    # which terminates them.
     main_thread = threading.current_thread() is threading.main_thread()  # where a handler can be set
     previous = signal.signal(signal.SIGTERM, _exit_on_term) if main_thread else None
+    failed: Job | None = None
+    error: BaseException | None = None
+    pool = context.Pool(workers, initializer=_start_worker, initargs=(threads, list(warnings.filters)))
     try:
-        with context.Pool(workers, initializer=_start_worker, initargs=(threads, list(warnings.filters))) as pool:
-            pending = {job.name: pool.apply_async(_logged, (job.log, job.fn, job.args)) for job in jobs}
-            while pending:
-                next(iter(pending.values())).wait(POLL_S)
-                for job in jobs:
-                    bar = bars[job.name]
-                    if job.name in pending and pending[job.name].ready():
-                        try:
-                            results[job.name] = pending.pop(job.name).get()
-                        except BaseException:
-                            print(f"{job.name} failed; its output: {job.log}", file=sys.stderr)
-                            raise
-                        bar.update(job.total - bar.n)
-                    elif job.name in pending and (position := min(job.total, job.progress())) != bar.n:
-                        bar.update(position - bar.n)
+        failed, error = _collect(pool, jobs, bars, results)
+    except BaseException as e:  # Ctrl-C, SIGTERM
+        error = e
     finally:
+        pool.terminate()
+        pool.join()
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
         for bar in bars.values():
             bar.close()
+    if error is not None:
+        if failed is not None:
+            print(f"{failed.name} failed; its output: {failed.log}", file=sys.stderr)
+        raise error
     return results
+
+
+def _collect(pool: Any, jobs: Sequence[Job], bars: dict[str, tqdm], results: dict[str, Any],
+             ) -> tuple[Job | None, BaseException | None]:
+    """Submit the jobs, follow them on their bars, put each result in `results`; the first job that fails and
+    its error (None, None when every job succeeded)."""
+    pending = {job.name: pool.apply_async(_logged, (job.log, job.fn, job.args)) for job in jobs}
+    while pending:
+        next(iter(pending.values())).wait(POLL_S)
+        for job in jobs:
+            bar = bars[job.name]
+            if job.name in pending and pending[job.name].ready():
+                try:
+                    results[job.name] = pending.pop(job.name).get()
+                except Exception as e:
+                    return job, e
+                bar.update(job.total - bar.n)
+            elif job.name in pending and (position := min(job.total, job.progress())) != bar.n:
+                bar.update(position - bar.n)
+    return None, None
 
 
 def _exit_on_term(signum: int, frame: Any) -> None:
