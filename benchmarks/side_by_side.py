@@ -21,7 +21,9 @@ import torch
 
 from vlit.config import Config, load_yaml
 from vlit.data.sources.build import build_quickstart
-from vlit.quickstart.parallel import Job, cores, run_jobs
+from vlit.machine import cores
+from vlit.quickstart.job import every_stage_steps
+from vlit.quickstart.parallel import Job, run_jobs
 from vlit.training.loop import Trainer
 
 FLOAT32 = ["train.mixed_precision=no", "model.llm.dtype=float32", "train.save_every=0", "train.num_workers=0"]
@@ -29,10 +31,7 @@ FLOAT32 = ["train.mixed_precision=no", "model.llm.dtype=float32", "train.save_ev
 
 def train(name: str, data: str, out: str, steps: int | None) -> float:
     """One recipe's training; its seconds."""
-    overrides = [f"data.root={data}", "data.build=null", *FLOAT32]
-    if steps:
-        count = len(load_yaml(Config, name).stages)
-        overrides += [f"stages.{i}.steps={steps}" for i in range(count)]
+    overrides = [f"data.root={data}", "data.build=null", *FLOAT32, *(every_stage_steps(name, steps) if steps else [])]
     start = time.perf_counter()
     Trainer(load_yaml(Config, name, overrides), Path(out)).run()
     return time.perf_counter() - start

@@ -15,7 +15,8 @@ import warnings
 import pytest
 import torch
 
-from vlit.quickstart.parallel import Job, cores, last_step, lines, run_jobs
+from vlit.machine import cores
+from vlit.quickstart.parallel import Job, last_step, lines, run_jobs
 
 
 def _job(name, fn, args, tmp_path, total=1):

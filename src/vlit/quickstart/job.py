@@ -9,10 +9,16 @@ import json
 import logging
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vlit.config import Config, load_yaml
-from vlit.quickstart.parallel import Job, cores, default_workers, last_step, lines, run_jobs
+from vlit.machine import cores
+from vlit.quickstart.parallel import Job, default_workers, last_step, lines, run_jobs
 from vlit.quickstart.timing import PhaseTimer
+
+if TYPE_CHECKING:
+    from vlit.evaluation.image_use import ShuffleCheck
+    from vlit.evaluation.runner import Result
 
 RECIPES = {"instructblip": "InstructBLIP-style (BLIP-2's stage 2 with the queries alone, then instruction-aware)",
            "llava15": "LLaVA-1.5-style (MLP, then MLP + LoRA)",
@@ -64,10 +70,14 @@ def _parser() -> argparse.ArgumentParser:
 def recipe(name: str, args: argparse.Namespace, data: Path) -> Config:
     overrides = [f"data.root={data}", "data.build=null", f"train.seed={args.seed}", f"model.seed={args.seed}"]
     if args.steps is not None:
-        cfg = load_yaml(Config, name)
-        overrides += [f"stages.{i}.steps={args.steps}" for i in range(len(cfg.stages))]
+        overrides += every_stage_steps(name, args.steps)
         overrides += ["train.save_every=0", f"train.log_every={max(1, args.steps // 2)}"]
     return load_yaml(Config, name, overrides + list(args.overrides))
+
+
+def every_stage_steps(name: str, steps: int) -> list[str]:
+    """The overrides that run each stage of recipe `name` for `steps` steps (a short check)."""
+    return [f"stages.{i}.steps={steps}" for i in range(len(load_yaml(Config, name).stages))]
 
 
 def main(argv: list[str]) -> int:
@@ -102,8 +112,7 @@ def main(argv: list[str]) -> int:
             for name in RECIPES]
     families = run_jobs(jobs, workers)
     for name in RECIPES:
-        for phase, seconds in families[name].seconds.items():
-            timer.seconds[phase] = seconds
+        timer.add(families[name].seconds)
     results = [r for name in RECIPES for r in families[name].results]
     shuffles = {name: families[name].shuffle for name in RECIPES}
     print("[3/3] results")
@@ -132,8 +141,8 @@ class Family:
     """What one family's job hands back: its final checkpoint, scores, image-shuffle check and phase times."""
 
     checkpoint: Path
-    results: list
-    shuffle: object
+    results: list[Result]
+    shuffle: ShuffleCheck
     seconds: dict[str, float]
 
 

@@ -3,15 +3,16 @@
 Three small models on a few CPU cores use them badly one at a time: a step of the 135M LLM at batch 4 spends
 much of its time in Python and in matrices too small for two threads to share well. Measured on 2 cores of an
 Intel Xeon (float32, the quickstart's LLaVA- and MiniGPT-v2-style trainings): one after the other with 2 threads
-each 310 s, side by side with 1 thread each 226 s (1.37x). So each family trains and is evaluated in a process
-of its own, its output in `<out>/<family>/job.log`, and this process shows one bar per family."""
+each 346 s, side by side with 1 thread each 240 s (1.44x, `benchmarks/side_by_side.py`). So each family trains
+and is evaluated in a process of its own, its output in `<out>/<family>/job.log`, and this process shows one bar
+per family."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import multiprocessing
-import os
 import signal
 import sys
 import threading
@@ -22,12 +23,9 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from vlit.machine import cores
+
 POLL_S = 2.0
-
-
-def cores() -> int:
-    """CPU cores this process may use (its affinity, not the host's count, in a container)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def default_workers(jobs: int) -> int:
@@ -68,13 +66,17 @@ def _logged(log: Path, fn: Callable[..., Any], args: tuple) -> Any:
             root.removeHandler(handler)
 
 
+@dataclasses.dataclass
 class Job:
-    """One family's work: `fn(*args)` run with its output in `log`, shown as a bar whose position `progress()`
-    reads from the files the job writes."""
+    """One family's work: `fn(*args)` run with its output in `log`, shown as a bar of `total` whose position
+    `progress()` reads from the files the job writes."""
 
-    def __init__(self, name: str, fn: Callable[..., Any], args: tuple, log: Path, total: int,
-                 progress: Callable[[], int]):
-        self.name, self.fn, self.args, self.log, self.total, self.progress = name, fn, args, log, total, progress
+    name: str
+    fn: Callable[..., Any]
+    args: tuple
+    log: Path
+    total: int
+    progress: Callable[[], int]
 
 
 def run_jobs(jobs: Sequence[Job], workers: int) -> dict[str, Any]:

@@ -24,6 +24,11 @@ class PhaseTimer:
         finally:
             self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - start
 
+    def add(self, seconds: dict[str, float]) -> None:
+        """Phases timed elsewhere (another process's), added as if timed here."""
+        for phase, s in seconds.items():
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + s
+
     @property
     def total(self) -> float:
         return time.perf_counter() - self._start

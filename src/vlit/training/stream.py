@@ -5,7 +5,6 @@ resume (see `vlit.data.loading.loader` for why each batch carries its own copy).
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from vlit.data.loading.dataset import load_mixture
 from vlit.data.loading.loader import DrawDataset, PlainBatches, RankBatchSampler, load_batches
 from vlit.data.loading.mixture import MixtureSampler
 from vlit.data.loading.processor import Processor
+from vlit.machine import cores
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 def default_workers() -> int:
     """`train.num_workers: null` (see `TrainConfig.num_workers` for the measurements behind it): no workers on
     a machine of two cores or fewer, else one core left to the training process and at most 4 workers."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return 0 if cores <= 2 else min(4, cores - 1)
+    count = cores()
+    return 0 if count <= 2 else min(4, count - 1)
 
 
 class StageStream:
