@@ -76,3 +76,27 @@ def test_a_bad_data_or_image_file_stops_training_in_one_line(tmp_path, special_f
     assert main(["train", str(recipe), "--out", str(tmp_path / "run2")]) == 2
     # (the progress bar, also on stderr, may share the line the error starts on)
     assert f"vlit train: error: {zero}: {reason}\n" in capsys.readouterr().err
+
+
+def test_packed_rows_train_to_the_padded_runs_first_loss(train_config, tmp_path):
+    """`train.packing=true`: the same first-step loss as the padded run (the same rows, the same weights)."""
+    first = {}
+    for packing in ("false", "true"):
+        out = tmp_path / packing
+        assert main(["train", "debug", f"data.root={train_config.data.root}", "data.build=null", "--out", str(out),
+                     f"train.cache_dir={train_config.train.cache_dir}", "train.num_workers=0", "train.log_every=1",
+                     "stages.0.steps=1", "stages.1.steps=2", f"train.packing={packing}"]) == 0
+        rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+        losses = [r["loss"] for r in rows if "loss" in r]
+        assert len(losses) == 3 and all(loss == loss for loss in losses)  # one per step, none NaN
+        first[packing] = losses[0]
+    assert abs(first["true"] - first["false"]) < 1e-4
+
+
+def test_packing_an_encoder_decoder_is_refused_in_one_line(debug_data, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "debug-t5", f"data.root={debug_data}", "data.build=null", "--out", str(out),
+                 f"train.cache_dir={tmp_path / 'features'}", "train.packing=true"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vlit train: error: train.packing: rows are packed for a decoder-only LLM") and \
+        err.count("\n") == 1

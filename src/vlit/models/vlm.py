@@ -20,6 +20,7 @@ from vlit.data.loading.batch import TextInput
 from vlit.data.loading.processor import IGNORE_INDEX
 from vlit.errors import VlitError
 from vlit.models.connectors import Connector
+from vlit.models.packing import mean_over_rows, pack_rows, packed_loss
 from vlit.models.vision import VisionEncoder
 
 
@@ -90,7 +91,8 @@ class VisionLanguageModel(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, pixel_values: torch.Tensor | None = None,
                 image_features: torch.Tensor | None = None, side: dict[str, TextInput] | None = None,
-                loss_per: Literal["token", "sample"] = "token", **llm_kwargs) -> CausalLMOutputWithPast:
+                loss_per: Literal["token", "sample"] = "token", pack: bool = False,
+                **llm_kwargs) -> CausalLMOutputWithPast:
         """Logits float[B, L, V]; with `labels` (-100 where not learned) also the loss.
 
         `loss_per="token"` is the LLM's own loss, the mean over the batch's learned tokens (LLaVA, InstructBLIP);
@@ -100,10 +102,19 @@ class VisionLanguageModel(nn.Module):
         With labels, logits are only computed from the position before the batch's first learned token on
         (`logits_to_keep`): prompts and images are most of a sequence, and the vocabulary projection of
         every prompt position would be wasted work. The loss is the same.
+
+        `pack` (training, with labels and the attention mask): the rows' real tokens run as one sequence, no
+        padding computed (`vlit.models.packing`); the loss is the same, the logits float[1, K, V] are those of
+        the K positions whose next token is learned.
         """
         if loss_per not in ("token", "sample"):
             raise VlitError(f"loss_per: {loss_per!r} is not one of 'token', 'sample'")
+        if pack and (self.seq2seq or labels is None or attention_mask is None):
+            raise VlitError("pack: packing rows needs a decoder-only LLM, labels and the attention mask "
+                            f"({'the LLM is an encoder-decoder' if self.seq2seq else 'one is missing'})")
         embeds = self.embed_multimodal(input_ids, pixel_values, image_features, side)
+        if pack:
+            return self._packed(embeds, attention_mask, labels, loss_per, llm_kwargs)
         if self.seq2seq:
             # `labels` are the decoder's (the answer): the LLM shifts them into its decoder inputs itself. No
             # position ids (T5's are relative) and nothing to trim: every decoder position is an answer token.
@@ -128,6 +139,17 @@ class VisionLanguageModel(nn.Module):
         out = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, **llm_kwargs)
         out.loss = per_sample_loss(out.logits, labels)
         return out
+
+    def _packed(self, embeds: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor, loss_per: str,
+                llm_kwargs: dict) -> CausalLMOutputWithPast:
+        packed = pack_rows(embeds, attention_mask, labels)
+        # No attention mask and no cache: what makes transformers read restarting position ids as packed rows.
+        kwargs = {**llm_kwargs, "attention_mask": None, "position_ids": packed.position_ids, "use_cache": False}
+        if self._keeps_logits:
+            logits = self.llm(inputs_embeds=packed.embeds, logits_to_keep=packed.logit_positions, **kwargs).logits
+        else:
+            logits = self.llm(inputs_embeds=packed.embeds, **kwargs).logits[:, packed.logit_positions]
+        return CausalLMOutputWithPast(loss=packed_loss(logits, packed, loss_per), logits=logits)
 
     @property
     def _keeps_logits(self) -> bool:
@@ -162,6 +184,6 @@ def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor, shift: bool = Tr
     scores = logits[:, :-1] if shift else logits
     tokens = nn.functional.cross_entropy(scores.float().transpose(1, 2), targets,
                                          ignore_index=IGNORE_INDEX, reduction="none")
-    learned = (targets != IGNORE_INDEX).sum(1)
-    rows = learned > 0
-    return (tokens.sum(1)[rows] / learned[rows]).mean()
+    learned = targets != IGNORE_INDEX
+    rows = torch.arange(targets.shape[0], device=targets.device).unsqueeze(1).expand_as(targets)
+    return mean_over_rows(tokens[learned], rows[learned], targets.shape[0])

@@ -16,11 +16,10 @@ from accelerate.utils import DistributedType, set_seed
 from tqdm.auto import tqdm
 
 from vlit.assets import cache_root
-from vlit.config import Config, StageConfig, save_yaml
+from vlit.config import Config, ConfigError, StageConfig, save_yaml
 from vlit.data.loading.batch import Batch
 from vlit.data.loading.batching import padding_fraction
 from vlit.data.loading.processor import Processor
-from vlit.data.prompting.chat_templates import chat_template
 from vlit.disk import write_failed
 from vlit.errors import VlitError
 from vlit.models.build import build_model
@@ -40,7 +39,7 @@ from vlit.training.checkpoint import (
 )
 from vlit.training.qformer_objective import TEXT, QFormerObjective
 from vlit.training.report import MetricsLog, plot_loss
-from vlit.training.stages import apply_stage, build_optimizer, build_scheduler, stage_side_inputs, stage_steps
+from vlit.training.stages import apply_stage, build_optimizer, build_scheduler, stage_processor, stage_steps
 from vlit.training.stream import ConsumedBatches, StageStream
 
 log = logging.getLogger(__name__)
@@ -73,6 +72,9 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             save_yaml(cfg, self.out / "config.yaml")
         model, processor = build_model(cfg.model)
+        if cfg.train.packing and model.seq2seq:
+            raise ConfigError("train.packing: rows are packed for a decoder-only LLM; this one is an "
+                              "encoder-decoder (its encoder and decoder lengths differ per row)")
         self.model = model
         # Started from a checkpoint (an import, an earlier run): its weights, and its stored parts are stored
         # again by this run (they cannot be rebuilt from a reference).
@@ -133,13 +135,10 @@ class Trainer:
                                 f"{acc.distributed_type} (its heads are no part of the sharded model)")
             objective = QFormerObjective(model.vision, model.connector, stage.qformer)
         counts = apply_stage(model, stage)
-        stage_processor = dataclasses.replace(
-            processor, max_length=stage.max_length,
-            template=chat_template(stage.template, processor.tokenizer) if stage.template else processor.template,
-            side_inputs=stage_side_inputs(stage, objective.side_inputs() if objective else processor.side_inputs))
         use_cache = cache is not None and "vision" not in stage.train
-        stream = StageStream(stage, root, stage_processor, cfg.train.seed + index, acc.process_index,
-                             acc.num_processes, cfg.train.group_by_length, cfg.train.group_size,
+        builders = objective.side_inputs() if objective else None
+        stream = StageStream(stage, root, stage_processor(processor, stage, builders), cfg.train.seed + index,
+                             acc.process_index, acc.num_processes, cfg.train.group_by_length, cfg.train.group_size,
                              cfg.train.num_workers, with_pixels=not use_cache)
         total = stage_steps(stage, stream.total_rows, acc.num_processes)
         heads = objective.heads if objective else None
@@ -251,7 +250,8 @@ class Trainer:
                     out = model(batch.image_features, batch.pixel_values, batch.side)
                     parts = out.parts
                 else:
-                    out, parts = model(**batch.model_inputs(), loss_per=stage.loss_per), {}
+                    out = model(**batch.model_inputs(), loss_per=stage.loss_per, pack=self.cfg.train.packing)
+                    parts = {}
                 acc.backward(out.loss / stage.grad_accum)
             total += out.loss.item()
             for name, value in parts.items():

@@ -3,6 +3,7 @@ optimizer (AdamW, no decay on norms and biases) and the schedule (linear warmup,
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 
@@ -11,7 +12,9 @@ from transformers import get_cosine_schedule_with_warmup
 
 from vlit.config import StageConfig
 from vlit.data.loading.batch import SideInputBuilder
+from vlit.data.loading.processor import Processor
 from vlit.data.loading.side_inputs import INSTRUCTION, NoText
+from vlit.data.prompting.chat_templates import chat_template
 from vlit.models.parts import PARTS, count_parameters, part_of, set_trainable
 from vlit.models.vlm import VisionLanguageModel
 
@@ -34,6 +37,16 @@ def stage_side_inputs(stage: StageConfig, builders: dict[str, SideInputBuilder])
     if stage.qformer_reads_instruction:
         return builders
     return {**builders, INSTRUCTION: NoText()}
+
+
+def stage_processor(processor: Processor, stage: StageConfig,
+                    builders: dict[str, SideInputBuilder] | None = None) -> Processor:
+    """The processor of a stage's batches: its length limit, its template, its side inputs (`builders`: an
+    objective's instead of the connector's)."""
+    return dataclasses.replace(
+        processor, max_length=stage.max_length,
+        template=chat_template(stage.template, processor.tokenizer) if stage.template else processor.template,
+        side_inputs=stage_side_inputs(stage, processor.side_inputs if builders is None else builders))
 
 
 def param_groups(model: VisionLanguageModel, stage: StageConfig, heads: torch.nn.Module | None = None) -> list[dict]:
