@@ -78,19 +78,29 @@ def test_a_bad_data_or_image_file_stops_training_in_one_line(tmp_path, special_f
     assert f"vlit train: error: {zero}: {reason}\n" in capsys.readouterr().err
 
 
-def test_packed_rows_train_to_the_padded_runs_first_loss(train_config, tmp_path):
-    """`train.packing=true`: the same first-step loss as the padded run (the same rows, the same weights)."""
-    first = {}
-    for packing in ("false", "true"):
-        out = tmp_path / packing
+def test_packed_rows_train_to_the_padded_runs_first_loss(train_config, tmp_path, monkeypatch):
+    """`train.packing=true`: the same first-step loss as the padded run (the same rows, the same weights); a
+    batch over `packing_max_tokens` runs padded, so with a limit of 1 every loss is the padded run's."""
+    from vlit.models.vlm import VisionLanguageModel
+
+    packed_steps = []
+    packed = VisionLanguageModel._packed
+    monkeypatch.setattr(VisionLanguageModel, "_packed", lambda self, *a: packed_steps.append(1) or packed(self, *a))
+    losses, calls = {}, {}
+    for name, packing in (("padded", ["train.packing=false"]), ("packed", ["train.packing=true"]),
+                          ("over the limit", ["train.packing=true", "train.packing_max_tokens=1"])):
+        out = tmp_path / name.replace(" ", "-")
         assert main(["train", "debug", f"data.root={train_config.data.root}", "data.build=null", "--out", str(out),
                      f"train.cache_dir={train_config.train.cache_dir}", "train.num_workers=0", "train.log_every=1",
-                     "stages.0.steps=1", "stages.1.steps=2", f"train.packing={packing}"]) == 0
+                     "stages.0.steps=1", "stages.1.steps=2", *packing]) == 0
+        calls[name] = len(packed_steps)
+        packed_steps.clear()
         rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-        losses = [r["loss"] for r in rows if "loss" in r]
-        assert len(losses) == 3 and all(loss == loss for loss in losses)  # one per step, none NaN
-        first[packing] = losses[0]
-    assert abs(first["true"] - first["false"]) < 1e-4
+        losses[name] = [r["loss"] for r in rows if "loss" in r]
+        assert len(losses[name]) == 3 and all(loss == loss for loss in losses[name])  # one per step, none NaN
+    assert calls["padded"] == calls["over the limit"] == 0 < calls["packed"]
+    assert abs(losses["packed"][0] - losses["padded"][0]) < 1e-4
+    assert losses["over the limit"] == losses["padded"]
 
 
 def test_packing_an_encoder_decoder_is_refused_in_one_line(debug_data, tmp_path, capsys):

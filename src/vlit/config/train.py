@@ -125,9 +125,13 @@ class TrainConfig:
     """Mega-batch = batch_size x group_size draws, sorted by modality and length (LLaVA's grouping)."""
     packing: bool = False
     """Run each batch's rows as one sequence without padding (`vlit.models.packing`; decoder-only LLMs): the
-    same loss, no padding computed. For short rows (the quickstart recipes' few dozen tokens on a CPU: 1.01-1.13x
-    faster steps); with eager or SDPA attention its mask grows with the batch's tokens squared, so long rows
-    at large batches want FlashAttention."""
+    same loss, no padding computed, logits only where a token is learned. For short rows: with eager or SDPA
+    attention the packed sequence's mask costs its length squared (see `packing_max_tokens`)."""
+    packing_max_tokens: int = 256
+    """With `packing`, a batch whose rows hold more real tokens than this runs padded. The attention of a packed
+    sequence grows with the square of its length, so a large batch packed costs more than its padding: on a CPU
+    with eager attention, 32 quickstart rows (1,280 tokens) took 2.3x as long packed as padded, while 4 rows
+    (150-190 tokens) ran 1.01-1.13x faster packed (`benchmarks/packing.py`)."""
     num_workers: int | None = None
     """DataLoader worker processes that tokenize (and, without the feature cache, decode images) ahead of the
     loop; 0 encodes in the loop. None: 0 on a machine of 2 cores or fewer, else min(4, cores - 1). Measured
@@ -141,6 +145,8 @@ class TrainConfig:
     keep_last: int = 2
 
     def __post_init__(self) -> None:
+        if self.packing_max_tokens < 1:
+            raise ConfigError(f"packing_max_tokens: must be >= 1, got {self.packing_max_tokens}")
         if self.num_workers is not None and self.num_workers < 0:
             raise ConfigError(f"num_workers: must be >= 0 or null, got {self.num_workers}")
 

@@ -250,7 +250,7 @@ class Trainer:
                     out = model(batch.image_features, batch.pixel_values, batch.side)
                     parts = out.parts
                 else:
-                    out = model(**batch.model_inputs(), loss_per=stage.loss_per, pack=self.cfg.train.packing)
+                    out = model(**batch.model_inputs(), loss_per=stage.loss_per, pack=self._packs(batch))
                     parts = {}
                 acc.backward(out.loss / stage.grad_accum)
             total += out.loss.item()
@@ -263,6 +263,12 @@ class Trainer:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return total / stage.grad_accum
+
+    def _packs(self, batch: Batch) -> bool:
+        """Whether this batch runs packed: `train.packing`, and few enough tokens that the packed sequence's
+        attention costs less than the padding it saves."""
+        train = self.cfg.train
+        return train.packing and int(batch.attention_mask.sum()) <= train.packing_max_tokens
 
     def _on_device(self, batch: Batch, cache: FeatureCache | None) -> Batch:
         """The batch on this process's device, images as cached features when there is a cache (the workers
