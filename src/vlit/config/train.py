@@ -130,7 +130,7 @@ class TrainConfig:
     packing_max_tokens: int = 256
     """With `packing`, a batch whose rows hold more real tokens than this runs padded. The attention of a packed
     sequence grows with the square of its length, so a large batch packed costs more than its padding: on a CPU
-    with eager attention, 32 quickstart rows (1,280 tokens) took 2.3x as long packed as padded, while 4 rows
+    with eager attention, 32 quickstart rows (about 1,300 tokens) took 2.2x as long packed as padded, while 4 rows
     (150-190 tokens) ran 1.01-1.13x faster packed (`benchmarks/packing.py`)."""
     num_workers: int | None = None
     """DataLoader worker processes that tokenize (and, without the feature cache, decode images) ahead of the
