@@ -67,14 +67,16 @@ class Trainer:
         """Train every stage; returns the final checkpoint folder (`out/model`)."""
         cfg, acc = self.cfg, self.acc
         set_seed(cfg.train.seed)
-        root = self._prepare_data()
-        if acc.is_main_process:
-            self.out.mkdir(parents=True, exist_ok=True)
-            save_yaml(cfg, self.out / "config.yaml")
+        # The model first: what it refuses is refused before any data is built or folder written, and its
+        # initial weights do not depend on whether this run had the data to build.
         model, processor = build_model(cfg.model)
         if cfg.train.packing and model.seq2seq:
             raise ConfigError("train.packing: rows are packed for a decoder-only LLM; this one is an "
                               "encoder-decoder (its encoder and decoder lengths differ per row)")
+        root = self._prepare_data()
+        if acc.is_main_process:
+            self.out.mkdir(parents=True, exist_ok=True)
+            save_yaml(cfg, self.out / "config.yaml")
         self.model = model
         # Started from a checkpoint (an import, an earlier run): its weights, and its stored parts are stored
         # again by this run (they cannot be rebuilt from a reference).
