@@ -35,6 +35,7 @@ from vlit.inference.pipeline import Pipeline
 from vlit.inference.prefix_cache import PrefixCache
 from vlit.inference.stopping import StopCutter, cut_at_stop
 from vlit.models.feature_cache import image_key
+from vlit.models.packing import real_positions
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,7 @@ class Engine:
             batch = self.pipe.inputs([row.seq.example for row in fresh])
             mask = batch.attention_mask
             out = self.model.llm(inputs_embeds=self._embeds(batch), attention_mask=mask, use_cache=True,
-                                 position_ids=(mask.cumsum(-1) - 1).clamp(min=0), **keep)
+                                 position_ids=real_positions(mask), **keep)
             logits = out.logits[:, -1].float()
             self._joining += [(row, logits[i: i + 1], out.cache if i == 0 else None, mask if i == 0 else None)
                               for i, row in enumerate(fresh)]

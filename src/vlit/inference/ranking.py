@@ -23,6 +23,7 @@ from vlit.errors import VlitError
 from vlit.inference.candidates import require_user_turn_last, tokenize_candidates
 from vlit.inference.kv_rows import select_rows
 from vlit.models.feature_cache import encode_images
+from vlit.models.packing import real_positions
 from vlit.models.vlm import VisionLanguageModel
 
 Normalize = Literal["sum", "mean"]
@@ -102,7 +103,7 @@ def encode_prompts(model: VisionLanguageModel, processor: Processor, conversatio
     embeds = model.embed_multimodal(batch.input_ids, image_features=image_features, side=batch.side)
     mask = batch.attention_mask
     # Positions count each row's own tokens, so a padded row sees what it would alone.
-    out = model.llm(inputs_embeds=embeds, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0),
+    out = model.llm(inputs_embeds=embeds, attention_mask=mask, position_ids=real_positions(mask),
                     use_cache=True, logits_to_keep=1)
     return PromptState(mask, out.logits[:, -1].float().log_softmax(-1), out.cache)
 

@@ -19,6 +19,12 @@ from torch import nn
 from vlit.data.loading.processor import IGNORE_INDEX
 
 
+def real_positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """long[B, L] positions that count each row's real tokens only (0 on padding before them), so a left- or
+    right-padded row, or a packed one, gets the positions it would have alone."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
 @dataclass(frozen=True)
 class Packed:
     """B padded rows as one: what the LLM reads and what its loss compares."""
@@ -48,7 +54,7 @@ def pack_rows(embeds: torch.Tensor, attention_mask: torch.Tensor, labels: torch.
     following = following[keep]
     positions = (following != IGNORE_INDEX).nonzero().squeeze(1)
     return Packed(embeds=embeds[keep].unsqueeze(0),
-                  position_ids=(attention_mask.long().cumsum(1) - 1)[keep].unsqueeze(0),
+                  position_ids=real_positions(attention_mask)[keep].unsqueeze(0),
                   logit_positions=positions, targets=following[positions], rows=rows[positions],
                   num_rows=labels.shape[0])
 

@@ -20,7 +20,7 @@ from vlit.data.loading.batch import TextInput
 from vlit.data.loading.processor import IGNORE_INDEX
 from vlit.errors import VlitError
 from vlit.models.connectors import Connector
-from vlit.models.packing import mean_over_rows, pack_rows, packed_loss
+from vlit.models.packing import mean_over_rows, pack_rows, packed_loss, real_positions
 from vlit.models.vision import VisionEncoder
 
 
@@ -124,7 +124,7 @@ class VisionLanguageModel(nn.Module):
             return out
         if attention_mask is not None and "position_ids" not in llm_kwargs:
             # Positions count real tokens only, so left and right padding give the same result.
-            llm_kwargs["position_ids"] = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+            llm_kwargs["position_ids"] = real_positions(attention_mask)
         if labels is not None and "logits_to_keep" not in llm_kwargs and self._keeps_logits:
             learned = (labels != IGNORE_INDEX).any(0).nonzero()
             length = labels.shape[1]

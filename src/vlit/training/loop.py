@@ -235,7 +235,7 @@ class Trainer:
               window: dict) -> float:
         """One optimizer step over `grad_accum` micro-batches; returns the mean micro-batch loss (and adds each
         named loss of the stage's objective, if it has several, to `window["parts"]`)."""
-        acc = self.acc
+        acc, train = self.acc, self.cfg.train
         total = 0.0
         for micro in range(stage.grad_accum):
             start = time.perf_counter()
@@ -244,7 +244,8 @@ class Trainer:
             # The text the stage's forward reads: the whole prompt, or a `qformer` stage's answers.
             text_mask = batch.side[TEXT].mask if stage.objective == "qformer" and TEXT in batch.side else \
                 batch.attention_mask
-            window["padding"].append(padding_fraction([text_mask.sum(1).tolist()]))
+            lengths = text_mask.sum(1).tolist()
+            window["padding"].append(padding_fraction([lengths]))
             batch = self._on_device(batch, cache)
             sync = nullcontext() if micro == stage.grad_accum - 1 else acc.no_sync(model)
             with sync, acc.autocast():
@@ -252,25 +253,21 @@ class Trainer:
                     out = model(batch.image_features, batch.pixel_values, batch.side)
                     parts = out.parts
                 else:
-                    out = model(**batch.model_inputs(), loss_per=stage.loss_per, pack=self._packs(batch))
+                    # Packed where the packed sequence's attention costs less than the padding it saves.
+                    pack = train.packing and sum(lengths) <= train.packing_max_tokens
+                    out = model(**batch.model_inputs(), loss_per=stage.loss_per, pack=pack)
                     parts = {}
                 acc.backward(out.loss / stage.grad_accum)
             total += out.loss.item()
             for name, value in parts.items():
                 window["parts"][name] = window["parts"].get(name, 0.0) + value.item() / stage.grad_accum
             window["samples"] += len(batch) * acc.num_processes
-            window["tokens"] += int(text_mask.sum()) * acc.num_processes
+            window["tokens"] += sum(lengths) * acc.num_processes
         if stage.max_grad_norm:
             acc.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], stage.max_grad_norm)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return total / stage.grad_accum
-
-    def _packs(self, batch: Batch) -> bool:
-        """Whether this batch runs packed: `train.packing`, and few enough tokens that the packed sequence's
-        attention costs less than the padding it saves."""
-        train = self.cfg.train
-        return train.packing and int(batch.attention_mask.sum()) <= train.packing_max_tokens
 
     def _on_device(self, batch: Batch, cache: FeatureCache | None) -> Batch:
         """The batch on this process's device, images as cached features when there is a cache (the workers
